@@ -1,0 +1,80 @@
+"""fashion_course: the helpers of a hands-on PyTorch course on Fashion-MNIST.
+
+Use it as ``import fashion_course as fc``. Importing runs nothing: no seeding, no device probing,
+no plotting style. Each helper's docstring names the notebook that teaches the idea.
+"""
+
+from .data import (
+    CLASSES,
+    MEAN,
+    STD,
+    DataCorruptError,
+    DataError,
+    DataNotFoundError,
+    DataSource,
+    fashion_mnist,
+    find_data,
+    labels_map,
+    load_tensors,
+    read_idx,
+)
+from .environment import choose_device, course_threads, seed_everything
+from .export import (
+    CheckpointError,
+    OnnxModelError,
+    export_onnx,
+    load_checkpoint,
+    load_model,
+    onnx_logits,
+    onnx_parity,
+    onnx_session,
+    save_checkpoint,
+)
+from .loaders import (
+    InMemoryLoader,
+    dataloaders,
+    in_memory_loaders,
+    normalize_transform,
+    random_flip_shift,
+    train_val_split,
+)
+from .models import MODELS, FashionCNN, NeuralNetwork, build_model, count_parameters
+from .plotting import (
+    plot_class_grid,
+    plot_confusion_matrix,
+    plot_history,
+    plot_misclassified,
+    plot_sample_grid,
+    show_images,
+)
+from .training import (
+    RECIPES,
+    Evaluation,
+    History,
+    Recipe,
+    evaluate,
+    fit,
+    make_optimizer,
+    predict,
+    test_loop,
+    train_loop,
+    train_recipe,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLASSES", "MEAN", "STD", "labels_map",
+    "DataError", "DataNotFoundError", "DataCorruptError", "DataSource",
+    "find_data", "fashion_mnist", "load_tensors", "read_idx",
+    "choose_device", "course_threads", "seed_everything",
+    "CheckpointError", "OnnxModelError", "save_checkpoint", "load_checkpoint", "load_model",
+    "export_onnx", "onnx_session", "onnx_logits", "onnx_parity",
+    "InMemoryLoader", "in_memory_loaders", "dataloaders", "normalize_transform",
+    "random_flip_shift", "train_val_split",
+    "NeuralNetwork", "FashionCNN", "MODELS", "build_model", "count_parameters",
+    "show_images", "plot_sample_grid", "plot_class_grid", "plot_history",
+    "plot_confusion_matrix", "plot_misclassified",
+    "train_loop", "test_loop", "fit", "History", "Evaluation", "evaluate", "predict",
+    "Recipe", "RECIPES", "make_optimizer", "train_recipe",
+]

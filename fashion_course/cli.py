@@ -1,0 +1,174 @@
+"""The command line: ``python -m fashion_course {doctor,data,train,evaluate,export}``.
+
+Every error a learner can cause ends in one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _cmd_doctor(args) -> int:
+    from .doctor import doctor_main
+
+    return doctor_main()
+
+
+def _cmd_data(args) -> int:
+    from .data import find_data
+
+    source = find_data(args.root, download=not args.no_download)
+    print(source)
+    print(f"torchvision: datasets.FashionMNIST(root={str(source.root)!r}, download=False)")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    import torch
+
+    from .environment import choose_device, seed_everything
+    from .export import export_onnx, onnx_logits, onnx_session, save_checkpoint
+    from .loaders import in_memory_loaders
+    from .training import RECIPES, evaluate, train_recipe
+
+    seed_everything(args.seed, threads=args.threads)
+    device = choose_device(args.device)
+    recipe = RECIPES[args.model]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    epochs = args.epochs or recipe.epochs
+    print(f"Training the {args.model!r} recipe for {epochs} epochs on {device}")
+
+    def report(epoch, history):
+        print(
+            f"epoch {epoch:2d}/{epochs}: train loss {history.train_loss[-1]:.4f}  "
+            f"test loss {history.test_loss[-1]:.4f}  test accuracy "
+            f"{history.test_accuracy[-1]:.2%}  ({history.seconds[-1]:.0f} s)",
+            flush=True,
+        )
+
+    model, history = train_recipe(
+        recipe, device=device, root=args.root, epochs=epochs, seed=args.seed, on_epoch=report
+    )
+    _, test_loader = in_memory_loaders(
+        root=args.root, device=device, normalize=recipe.normalize, test_batch_size=1000
+    )
+    result = evaluate(model, test_loader)
+    stem = args.name or ("model" if args.model == "mlp" else f"model_{args.model}")
+    pth = save_checkpoint(
+        out / f"{stem}.pth", model, epoch=epochs,
+        metrics={"test_accuracy": result.accuracy, "train_seconds": history.seconds[-1]},
+    )
+    onnx_path = export_onnx(model.cpu(), out / f"{stem}.onnx")
+    X = test_loader.X.cpu()
+    onnx_pred = torch.cat([
+        onnx_logits(onnx_session(onnx_path), X[i : i + 1000]).argmax(1)
+        for i in range(0, len(X), 1000)
+    ])
+    agree = (onnx_pred == result.predictions).float().mean().item()
+    print(f"test accuracy: {result.accuracy:.2%} after {history.seconds[-1]:.0f} s of training")
+    print(f"saved {pth} and {onnx_path} (ONNX predictions agree on {agree:.2%} of the test set)")
+    return 0 if agree == 1.0 else 1
+
+
+def _load_any(path: Path):
+    """A callable ``X -> logits`` and its normalisation for a .pth or .onnx file."""
+    if path.suffix == ".onnx":
+        from .export import onnx_logits, onnx_session
+
+        session = onnx_session(path)
+        meta = session.get_modelmeta().custom_metadata_map
+        norm = (float(meta.get("mean", 0.2860)), float(meta.get("std", 0.3530)))
+        return (lambda X: onnx_logits(session, X)), norm
+    from .export import load_model
+    from .training import predict
+
+    model = load_model(path)
+    return (lambda X: predict(model, X)), model.normalization
+
+
+def _cmd_evaluate(args) -> int:
+    from .data import load_tensors
+
+    run, (mean, std) = _load_any(Path(args.model))
+    images, labels = load_tensors(False, root=args.root)
+    X = ((images.float() / 255 - mean) / std).unsqueeze(1)
+    predictions = run(X).argmax(1)
+    accuracy = (predictions == labels).float().mean().item()
+    print(f"{args.model}: test accuracy {accuracy:.2%} on {len(labels):,} images")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .export import export_onnx, load_model
+
+    source = Path(args.model)
+    target = Path(args.output) if args.output else source.with_suffix(".onnx")
+    model = load_model(source)
+    export_onnx(model, target)
+    print(f"wrote {target} (input 'images' of shape (batch, 1, 28, 28), output 'logits')")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .training import RECIPES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m fashion_course",
+        description="Helpers of the fashion_course PyTorch course on Fashion-MNIST.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("doctor", help="check Python, torch, torchvision, devices and data")
+    p.set_defaults(func=_cmd_doctor)
+
+    p = sub.add_parser("data", help="find, verify and lay out Fashion-MNIST; print its source")
+    p.add_argument("--root", help="a folder holding the four Fashion-MNIST files")
+    p.add_argument("--no-download", action="store_true", help="never try to download")
+    p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("train", help="train a model, evaluate it, save .pth and .onnx")
+    p.add_argument("--model", choices=[k for k in RECIPES if k != "older"], default="mlp",
+                   help="which recipe to train (default: mlp)")
+    p.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "data"),
+                   help="output folder (default: the repository's data/)")
+    p.add_argument("--name", help="file name stem (default: model, or model_cnn)")
+    p.add_argument("--root", help="a folder holding the four Fashion-MNIST files")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="test accuracy of a .pth or .onnx model")
+    p.add_argument("model", help="path to a .pth checkpoint or .onnx file")
+    p.add_argument("--root", help="a folder holding the four Fashion-MNIST files")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("export", help="convert a .pth checkpoint to .onnx")
+    p.add_argument("model", help="path to a .pth checkpoint")
+    p.add_argument("-o", "--output", help="the .onnx file (default: beside the checkpoint)")
+    p.set_defaults(func=_cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import DataError
+    from .export import CheckpointError, OnnxModelError
+
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        return args.func(args)
+    except (DataError, CheckpointError, OnnxModelError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted after {time.perf_counter() - start:.0f} s; files already saved are "
+              "intact", file=sys.stderr)
+        return 130

@@ -1,0 +1,235 @@
+"""Checkpoints that describe themselves, and ONNX export checked against onnxruntime.
+
+Taught in 06_save_load_onnx. Files are written beside their target and renamed into place, so a
+run killed during a save leaves the previous file intact. Checkpoints load with
+``weights_only=True``: a pickle that would run code is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data import CLASSES, MEAN, STD
+from .models import build_model, model_name
+
+__all__ = [
+    "CheckpointError",
+    "OnnxModelError",
+    "atomic_path",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_model",
+    "export_onnx",
+    "onnx_session",
+    "onnx_logits",
+    "onnx_parity",
+]
+
+FORMAT = "fashion_course.checkpoint/1"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot (or must not) be loaded; the message says why and what to do."""
+
+
+class OnnxModelError(Exception):
+    """An ONNX file that is missing, unreadable or does not take 28x28 images."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    epoch: int | None = None,
+    metrics: dict | None = None,
+    normalization: tuple[float, float] | None = None,
+) -> Path:
+    """Save weights plus everything needed to rebuild and use the model; returns the path.
+
+    The file holds only tensors, numbers, strings, lists and dicts, so it loads with
+    ``weights_only=True``. Pass ``optimizer`` and ``epoch`` to make it resumable.
+    """
+    mean, std = normalization or getattr(model, "normalization", (MEAN, STD))
+    payload = {
+        "format": FORMAT,
+        "architecture": model_name(model),
+        "config": dict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "classes": list(CLASSES),
+        "normalization": {"mean": float(mean), "std": float(std)},
+        "torch_version": torch.__version__.split("+")[0],
+    }
+    if optimizer is not None:
+        payload["optimizer_state_dict"] = optimizer.state_dict()
+    if epoch is not None:
+        payload["epoch"] = int(epoch)
+    if metrics:
+        payload["metrics"] = {k: float(v) for k, v in metrics.items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True`` onto ``map_location`` (CPU by default)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path} does not exist; train a model first with `python -m fashion_course train`"
+        )
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(
+            f"{path} was refused: it contains pickled Python objects that could run code when "
+            f"loaded ({first[:160]}). Only load checkpoints you trust; re-save it as a plain "
+            "state_dict"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint ({str(exc).splitlines()[0][:160]}); "
+            "it may be truncated or another kind of file"
+        ) from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path} holds a {type(payload).__name__}, not a checkpoint dict")
+    if payload.get("format") != FORMAT:
+        if all(isinstance(v, torch.Tensor) for v in payload.values()):
+            raise CheckpointError(
+                f"{path} is a bare state_dict without a description of its model; load it with "
+                "model.load_state_dict(torch.load(path, weights_only=True)) into the right model"
+            )
+        raise CheckpointError(f"{path} is not a fashion_course checkpoint (no format marker)")
+    return payload
+
+
+def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode."""
+    payload = load_checkpoint(path)
+    try:
+        model = build_model(payload["architecture"], **payload.get("config", {}))
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild its model ({exc})") from None
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(
+            f"{path}: its weights do not fit a {payload['architecture']!r} model ({detail}); "
+            "the file was saved from a different architecture or edited"
+        ) from None
+    norm = payload.get("normalization", {"mean": MEAN, "std": STD})
+    model.normalization = (norm["mean"], norm["std"])
+    return model.to(device).eval()
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    dynamic_batch: bool = True,
+    opset_version: int = 18,
+) -> Path:
+    """Export to ONNX with input ``images`` of shape ``(batch, 1, 28, 28)``, written atomically.
+
+    With ``dynamic_batch`` the batch dimension is symbolic, so the file accepts any batch size.
+    The normalisation statistics and class names are stored in the file's metadata.
+    """
+    import onnx
+
+    model = model.eval()
+    device = next(model.parameters()).device
+    dummy = torch.zeros(1, 1, 28, 28, device=device)
+    dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=65536)}} if dynamic_batch else None
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            program = torch.onnx.export(
+                model, (dummy,), dynamo=True, input_names=["images"], output_names=["logits"],
+                dynamic_shapes=dynamic_shapes, opset_version=opset_version, verbose=False,
+            )
+        proto = program.model_proto
+        mean, std = getattr(model, "normalization", (MEAN, STD))
+        for key, value in {
+            "architecture": model_name(model),
+            "classes": "|".join(CLASSES),
+            "mean": str(mean),
+            "std": str(std),
+        }.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(proto)
+        onnx.save_model(proto, str(tmp))
+    return path
+
+
+def onnx_session(path: str | os.PathLike):
+    """An onnxruntime CPU session for a course ONNX file, refusing files that don't take 28x28."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxModelError(f"{path} does not exist; export one with `python -m fashion_course export`")
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise OnnxModelError(
+            f"{path} is not a loadable ONNX model ({str(exc).splitlines()[0][:200]})"
+        ) from None
+    inputs = session.get_inputs()
+    shape = inputs[0].shape if len(inputs) == 1 else None
+    if shape is None or len(shape) != 4 or list(shape[1:]) != [1, 28, 28]:
+        raise OnnxModelError(
+            f"{path} expects input {[i.shape for i in inputs]}, not one (batch, 1, 28, 28) image "
+            "batch; export a course model with `python -m fashion_course export`"
+        )
+    return session
+
+
+def onnx_logits(session, X) -> torch.Tensor:
+    """Run a session on a batch (tensor or array, ``(N, 1, 28, 28)``); returns logits as a tensor."""
+    import numpy as np
+
+    array = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    array = array.astype(np.float32, copy=False)
+    fixed = session.get_inputs()[0].shape[0]
+    if isinstance(fixed, int) and fixed != len(array):
+        raise OnnxModelError(
+            f"this ONNX model was exported for batches of exactly {fixed} but got {len(array)}; "
+            "export it again with a dynamic batch dimension"
+        )
+    name = session.get_inputs()[0].name
+    return torch.from_numpy(session.run(None, {name: array})[0])
+
+
+def onnx_parity(model: nn.Module, session, X: torch.Tensor) -> float:
+    """Max absolute difference between PyTorch's and onnxruntime's logits on ``X``."""
+    from .training import predict
+
+    return (predict(model, X) - onnx_logits(session, X)).abs().max().item()

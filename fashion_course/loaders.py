@@ -1,0 +1,176 @@
+"""Batches for training: torchvision's per-sample DataLoader, and the whole split in memory.
+
+The DataLoader path is taught in 02_datasets_and_transforms; the in-memory path, which holds a
+split as one tensor, normalises it once and slices shuffled batches by index on any device, is
+taught in 07_cnn (it is what makes CPU training take minutes instead of tens of minutes).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.utils.data import DataLoader, Dataset, random_split
+
+from .data import MEAN, STD, fashion_mnist, load_tensors
+
+__all__ = [
+    "normalize_transform",
+    "dataloaders",
+    "train_val_split",
+    "InMemoryLoader",
+    "in_memory_loaders",
+    "random_flip_shift",
+]
+
+
+def normalize_transform(mean: float = MEAN, std: float = STD):
+    """``ToTensor`` then ``Normalize`` with the training set's statistics."""
+    from torchvision import transforms
+
+    return transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
+
+
+def dataloaders(
+    batch_size: int = 64,
+    *,
+    root: str | os.PathLike | None = None,
+    normalize: bool = True,
+    num_workers: int = 0,
+    generator: torch.Generator | None = None,
+) -> tuple[DataLoader, DataLoader]:
+    """Train (shuffled) and test DataLoaders over torchvision's ``FashionMNIST``."""
+    transform = normalize_transform() if normalize else None
+    train = fashion_mnist(True, root=root, transform=transform)
+    test = fashion_mnist(False, root=root, transform=transform)
+    return (
+        DataLoader(train, batch_size, shuffle=True, num_workers=num_workers, generator=generator),
+        DataLoader(test, batch_size, shuffle=False, num_workers=num_workers),
+    )
+
+
+def train_val_split(
+    dataset: Dataset, val_size: int = 5000, *, seed: int = 0
+) -> tuple[Dataset, Dataset]:
+    """A seeded split into training and validation parts (the same split every run)."""
+    if not 0 < val_size < len(dataset):
+        raise ValueError(f"val_size must be between 1 and {len(dataset) - 1}, got {val_size}")
+    sizes = [len(dataset) - val_size, val_size]
+    train, val = random_split(dataset, sizes, generator=torch.Generator().manual_seed(seed))
+    return train, val
+
+
+def random_flip_shift(
+    X: torch.Tensor, *, max_shift: int = 2, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Flip half of a batch left-right and shift every image by up to ``max_shift`` pixels.
+
+    Works on a whole ``(N, C, H, W)`` batch at once, on its device; the label of a flipped or
+    slightly shifted garment is unchanged. Shifting pads with the smallest value in the batch
+    (the background).
+    """
+    n, _, h, w = X.shape
+    device = X.device
+    flip = torch.rand(n, generator=generator, device=generator.device if generator else "cpu")
+    flip = (flip < 0.5).to(device)
+    X = torch.where(flip[:, None, None, None], X.flip(3), X)
+    if max_shift == 0:
+        return X
+    s = max_shift
+    gen_device = generator.device if generator else "cpu"
+    dy = torch.randint(-s, s + 1, (n,), generator=generator, device=gen_device).to(device)
+    dx = torch.randint(-s, s + 1, (n,), generator=generator, device=gen_device).to(device)
+    padded = torch.nn.functional.pad(X, (s, s, s, s), value=float(X.min()))
+    rows = torch.arange(h, device=device)[None, :] + s - dy[:, None]  # (n, h)
+    cols = torch.arange(w, device=device)[None, :] + s - dx[:, None]  # (n, w)
+    batch = torch.arange(n, device=device)[:, None, None]
+    # padded: (n, c, H, W) -> pick rows then columns per image
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+class InMemoryLoader:
+    """Batches sliced from one normalised tensor: the same samples as the DataLoader, faster.
+
+    ``images`` is ``(N, 28, 28)`` uint8 and ``labels`` ``(N,)``; both are moved to ``device`` once.
+    ``X = (images / 255 - mean) / std`` exactly as ``ToTensor`` followed by ``Normalize`` computes
+    it. ``augment`` (a function of a batch and a generator) is applied to each training batch.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int = 64,
+        shuffle: bool = False,
+        device: str | torch.device = "cpu",
+        mean: float = MEAN,
+        std: float = STD,
+        augment=None,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        if images.ndim != 3 or images.dtype != torch.uint8:
+            raise ValueError(
+                f"images must be a (N, 28, 28) uint8 tensor, got {tuple(images.shape)} "
+                f"{images.dtype}; use fc.load_tensors() to get one"
+            )
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.device = torch.device(device)
+        X = images.to(self.device).float().div(255).unsqueeze(1)
+        self.X = (X - mean) / std
+        self.y = labels.to(self.device).long()
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment
+        self.generator = generator
+        self.drop_last = drop_last
+        self.mean, self.std = mean, std
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.y)
+
+    def __iter__(self):
+        n = len(self.y)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        for i in range(len(self)):
+            index = order[i * self.batch_size : (i + 1) * self.batch_size]
+            X = self.X[index]
+            if self.augment is not None:
+                X = self.augment(X, generator=self.generator)
+            yield X, self.y[index]
+
+
+def in_memory_loaders(
+    batch_size: int = 64,
+    *,
+    root: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    normalize: bool = True,
+    augment=None,
+    test_batch_size: int = 1000,
+    seed: int = 0,
+) -> tuple[InMemoryLoader, InMemoryLoader]:
+    """Train (shuffled, seeded, optionally augmented) and test loaders held in memory."""
+    mean, std = (MEAN, STD) if normalize else (0.0, 1.0)
+    generator = torch.Generator().manual_seed(seed)
+    train_images, train_labels = load_tensors(True, root=root)
+    test_images, test_labels = load_tensors(False, root=root)
+    train = InMemoryLoader(
+        train_images, train_labels, batch_size=batch_size, shuffle=True, device=device,
+        mean=mean, std=std, augment=augment, generator=generator,
+    )
+    test = InMemoryLoader(
+        test_images, test_labels, batch_size=test_batch_size, device=device, mean=mean, std=std
+    )
+    return train, test

@@ -1,0 +1,298 @@
+"""The optimisation loop: ``train_loop``, ``test_loop``, ``fit``, evaluation and recipes.
+
+Taught in 05_optimization_loop. Done the way the older courses should have: ``model.train()`` and
+``model.eval()``, the test loss averaged over batches, every tensor on one device.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+__all__ = [
+    "train_loop",
+    "test_loop",
+    "History",
+    "fit",
+    "Evaluation",
+    "evaluate",
+    "predict",
+    "Recipe",
+    "RECIPES",
+    "make_optimizer",
+    "train_recipe",
+]
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def train_loop(dataloader, model, loss_fn, optimizer, *, scheduler=None, progress=None):
+    """One epoch of training; returns ``(mean batch loss, accuracy)`` on the training batches.
+
+    Each batch is moved to the model's device. ``scheduler`` (if any) steps once per batch.
+    """
+    device = _device_of(model)
+    model.train()
+    total_loss, correct, seen, batches = 0.0, 0, 0, 0
+    for X, y in dataloader:
+        X, y = X.to(device), y.to(device)
+        pred = model(X)
+        loss = loss_fn(pred, y)
+
+        optimizer.zero_grad()  # gradients accumulate: clear last batch's first
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+
+        total_loss += loss.item()
+        correct += (pred.argmax(1) == y).sum().item()
+        seen += len(y)
+        batches += 1
+        if progress is not None:
+            progress.update(1)
+    return total_loss / max(batches, 1), correct / max(seen, 1)
+
+
+def test_loop(dataloader, model, loss_fn):
+    """Evaluate without gradients; returns ``(loss averaged over batches, accuracy)``."""
+    device = _device_of(model)
+    model.eval()
+    test_loss, correct, seen, num_batches = 0.0, 0, 0, 0
+    with torch.no_grad():
+        for X, y in dataloader:
+            X, y = X.to(device), y.to(device)
+            pred = model(X)
+            test_loss += loss_fn(pred, y).item()
+            correct += (pred.argmax(1) == y).sum().item()
+            seen += len(y)
+            num_batches += 1
+    return test_loss / max(num_batches, 1), correct / max(seen, 1)
+
+
+@dataclass
+class History:
+    """Per-epoch results of :func:`fit`; ``seconds`` is cumulative training time."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.test_accuracy)
+
+    def as_dict(self) -> dict:
+        return {k: list(v) for k, v in self.__dict__.items()}
+
+    def __str__(self) -> str:
+        lines = ["epoch  train_loss  test_loss  test_acc  seconds"]
+        for i in range(self.epochs):
+            lines.append(
+                f"{i + 1:5d}  {self.train_loss[i]:10.4f}  {self.test_loss[i]:9.4f}  "
+                f"{self.test_accuracy[i]:8.2%}  {self.seconds[i]:7.1f}"
+            )
+        return "\n".join(lines)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fit(
+    model,
+    train_loader,
+    test_loader,
+    *,
+    epochs: int,
+    optimizer,
+    loss_fn=None,
+    scheduler=None,
+    progress: bool = False,
+    on_epoch=None,
+) -> History:
+    """Train for ``epochs`` epochs, testing after each; returns the :class:`History`.
+
+    ``on_epoch(epoch, history)`` is called after each epoch (e.g. to print or plot). Time spent
+    testing is not counted in ``history.seconds``.
+    """
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    device = _device_of(model)
+    history = History()
+    elapsed = 0.0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs * len(train_loader), unit="batch")
+    try:
+        for epoch in range(1, epochs + 1):
+            _sync(device)
+            start = time.perf_counter()
+            train_loss, train_acc = train_loop(
+                train_loader, model, loss_fn, optimizer, scheduler=scheduler, progress=bar
+            )
+            _sync(device)
+            elapsed += time.perf_counter() - start
+            test_loss, test_acc = test_loop(test_loader, model, loss_fn)
+            history.train_loss.append(train_loss)
+            history.train_accuracy.append(train_acc)
+            history.test_loss.append(test_loss)
+            history.test_accuracy.append(test_acc)
+            history.seconds.append(elapsed)
+            if bar is not None:
+                bar.set_postfix(test_acc=f"{test_acc:.2%}")
+            if on_epoch is not None:
+                on_epoch(epoch, history)
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
+
+
+@dataclass
+class Evaluation:
+    """Predictions on a whole split: accuracy, confusion matrix (rows = true class)."""
+
+    predictions: torch.Tensor
+    labels: torch.Tensor
+    confusion: torch.Tensor
+
+    @property
+    def accuracy(self) -> float:
+        return (self.predictions == self.labels).float().mean().item()
+
+    @property
+    def per_class_accuracy(self) -> torch.Tensor:
+        return self.confusion.diag().float() / self.confusion.sum(1).clamp(min=1).float()
+
+    @property
+    def misclassified(self) -> torch.Tensor:
+        """Indices (into the split) of the samples the model got wrong."""
+        return (self.predictions != self.labels).nonzero().flatten()
+
+
+def predict(model, X: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """Logits for a batch of inputs, in eval mode without gradients, returned on the CPU."""
+    device = _device_of(model)
+    model.eval()
+    outputs = []
+    with torch.no_grad():
+        for i in range(0, len(X), batch_size):
+            outputs.append(model(X[i : i + batch_size].to(device)).cpu())
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def evaluate(model, dataloader, *, num_classes: int = 10) -> Evaluation:
+    """Predict every sample of ``dataloader`` (unshuffled) and build the confusion matrix."""
+    device = _device_of(model)
+    model.eval()
+    predictions, labels = [], []
+    with torch.no_grad():
+        for X, y in dataloader:
+            predictions.append(model(X.to(device)).argmax(1).cpu())
+            labels.append(y.cpu())
+    pred, true = torch.cat(predictions), torch.cat(labels)
+    confusion = torch.bincount(true * num_classes + pred, minlength=num_classes**2)
+    return Evaluation(pred, true, confusion.reshape(num_classes, num_classes))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides how a model is trained, in one place."""
+
+    model: str = "mlp"
+    optimizer: str = "adamw"  # "sgd" or "adamw"
+    lr: float = 1e-3  # peak learning rate when schedule == "onecycle"
+    batch_size: int = 64
+    epochs: int = 5
+    weight_decay: float = 0.0
+    momentum: float = 0.0  # SGD only
+    label_smoothing: float = 0.0
+    schedule: str | None = None  # None or "onecycle"
+    augment: bool = False  # random flips and shifts of each training batch
+    normalize: bool = True  # inputs standardised with the training set's mean and std
+
+
+RECIPES = {
+    # The older tutorials: plain SGD at 1e-3, batch 64, five epochs, raw [0, 1] pixels.
+    # It is stuck near 65 % after five epochs because the step size is far too small for SGD.
+    "older": Recipe(model="mlp", optimizer="sgd", lr=1e-3, batch_size=64, epochs=5,
+                    normalize=False),
+    # The same network trained properly: standardised inputs, AdamW with a one-cycle schedule
+    # (warm up, then anneal), light label smoothing; over 89 % in a couple of CPU minutes.
+    "mlp": Recipe(model="mlp", optimizer="adamw", lr=2e-3, batch_size=128, epochs=8,
+                  weight_decay=1e-4, label_smoothing=0.1, schedule="onecycle"),
+    # The CNN: the same optimiser plus batched flips and shifts, which the CNN can exploit.
+    "cnn": Recipe(model="cnn", optimizer="adamw", lr=4e-3, batch_size=128, epochs=8,
+                  weight_decay=5e-4, label_smoothing=0.1, schedule="onecycle", augment=True),
+}
+
+
+def make_optimizer(recipe: Recipe, model: nn.Module, steps_per_epoch: int):
+    """The optimizer and (per-batch) scheduler a recipe asks for."""
+    if recipe.optimizer == "sgd":
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
+        )
+    elif recipe.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
+        )
+    else:
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r}; use 'sgd' or 'adamw'")
+    scheduler = None
+    if recipe.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch
+        )
+    elif recipe.schedule is not None:
+        raise ValueError(f"unknown schedule {recipe.schedule!r}; use None or 'onecycle'")
+    return optimizer, scheduler
+
+
+def train_recipe(
+    recipe: Recipe | str = "mlp",
+    *,
+    device: str | torch.device = "cpu",
+    root=None,
+    epochs: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    on_epoch=None,
+):
+    """Train a fresh model with a recipe on the in-memory data; returns ``(model, history)``."""
+    from dataclasses import replace
+
+    from .loaders import in_memory_loaders, random_flip_shift
+    from .models import build_model
+
+    if isinstance(recipe, str):
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+        recipe = RECIPES[recipe]
+    if epochs is not None:
+        recipe = replace(recipe, epochs=epochs)
+    torch.manual_seed(seed)
+    model = build_model(recipe.model).to(device)
+    train_loader, test_loader = in_memory_loaders(
+        recipe.batch_size, root=root, device=device, normalize=recipe.normalize,
+        augment=random_flip_shift if recipe.augment else None, seed=seed,
+    )
+    optimizer, scheduler = make_optimizer(recipe, model, len(train_loader))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    history = fit(
+        model, train_loader, test_loader, epochs=recipe.epochs, optimizer=optimizer,
+        loss_fn=loss_fn, scheduler=scheduler, progress=progress, on_epoch=on_epoch,
+    )
+    model.normalization = (train_loader.mean, train_loader.std)
+    return model, history

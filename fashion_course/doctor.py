@@ -166,8 +166,6 @@ def _data_checks() -> list[Check]:
 def run_checks() -> list[Check]:
     """Every check, in report order."""
     checks = [Check("python", OK, f"{platform.python_version()} ({sys.executable})")]
-    if sys.version_info < (3, 10):
-        checks[0] = Check("python", FAIL, platform.python_version(), "use Python 3.10 or newer")
     checks += _torch_checks()
     for dist, needed_for in (("onnx", "06 (export)"), ("onnxruntime", "06 (inference)"),
                              ("onnxscript", "06 (the exporter)"), ("matplotlib", "every figure")):

@@ -12,6 +12,7 @@ from .data import (
     DataError,
     DataNotFoundError,
     DataSource,
+    default_data_dir,
     fashion_mnist,
     find_data,
     labels_map,
@@ -66,7 +67,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CLASSES", "MEAN", "STD", "labels_map",
     "DataError", "DataNotFoundError", "DataCorruptError", "DataSource",
-    "find_data", "fashion_mnist", "load_tensors", "read_idx",
+    "find_data", "default_data_dir", "fashion_mnist", "load_tensors", "read_idx",
     "choose_device", "course_threads", "seed_everything",
     "CheckpointError", "OnnxModelError", "save_checkpoint", "load_checkpoint", "load_model",
     "export_onnx", "onnx_session", "onnx_logits", "onnx_parity",

@@ -1,0 +1,126 @@
+"""Models and the optimisation loop, with PyTorch itself as the oracle."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import fashion_course as fc
+
+
+def test_mlp_is_the_study_notes_network():
+    model = fc.NeuralNetwork()
+    assert [type(m) for m in model.linear_relu_stack] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
+    assert isinstance(model.flatten, nn.Flatten)
+    # 784*512+512 + 512*512+512 + 512*10+10
+    assert fc.count_parameters(model) == 669_706
+    logits = model(torch.rand(3, 1, 28, 28))
+    assert logits.shape == (3, 10)
+    assert (logits < 0).any()  # raw logits: no ReLU or softmax at the end
+
+
+@pytest.mark.parametrize("name", list(fc.MODELS))
+def test_models_rebuild_by_name(name):
+    model = fc.build_model(name)
+    again = fc.build_model(name, **model.config)
+    assert model.state_dict().keys() == again.state_dict().keys()
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_unknown_model_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        fc.build_model("resnet")
+
+
+def _toy_loader(n=96, batch_size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 1, 28, 28, generator=g)
+    y = (X.flatten(1)[:, 0] > 0).long()  # learnable from one pixel
+    return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=False)
+
+
+def test_train_loop_step_equals_a_manual_sgd_step():
+    torch.manual_seed(0)
+    model = fc.NeuralNetwork(hidden=16)
+    reference = fc.NeuralNetwork(hidden=16)
+    reference.load_state_dict(model.state_dict())
+    loader = _toy_loader(n=64, batch_size=32)
+    loss_fn = nn.CrossEntropyLoss()
+    fc.train_loop(loader, model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1))
+    for X, y in loader:  # the oracle: plain autograd and a hand-written update, fresh grads
+        grads = torch.autograd.grad(loss_fn(reference(X), y), list(reference.parameters()))
+        with torch.no_grad():
+            for p, g in zip(reference.parameters(), grads):
+                p -= 0.1 * g
+    for p, q in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_test_loop_averages_over_batches_and_leaves_eval_mode():
+    class Constant(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):  # perfect logits for label 0, uniform for others
+            logits = torch.zeros(len(x), 3)
+            logits[:, 0] = x.flatten(1)[:, 0] * 100
+            return logits + self.w
+
+    X = torch.tensor([[1.0], [1.0], [1.0], [0.0]])
+    y = torch.tensor([0, 0, 0, 1])
+    loader = DataLoader(TensorDataset(X, y), batch_size=3)  # batches of 3 and 1
+    loss, accuracy = fc.test_loop(loader, Constant(), nn.CrossEntropyLoss())
+    # batch 1: loss ~0 (all right); batch 2: uniform logits -> log(3), predicted class 0 (wrong)
+    assert loss == pytest.approx((0 + torch.log(torch.tensor(3.0)).item()) / 2, abs=1e-6)
+    assert accuracy == pytest.approx(3 / 4)
+
+
+def test_fit_learns_and_records_history():
+    torch.manual_seed(0)
+    model = fc.NeuralNetwork(hidden=32)
+    train, test = _toy_loader(seed=1), _toy_loader(seed=2)
+    history = fc.fit(model, train, test, epochs=8,
+                     optimizer=torch.optim.Adam(model.parameters(), lr=1e-2))
+    assert history.epochs == 8
+    assert history.seconds == sorted(history.seconds) and history.seconds[0] > 0
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert history.train_accuracy[-1] == 1.0  # it memorises 96 samples
+    assert "test_acc" in str(history)
+
+
+def test_evaluate_confusion_matrix_matches_a_direct_count():
+    torch.manual_seed(0)
+    model = fc.NeuralNetwork(hidden=8)
+    loader = _toy_loader(n=50, batch_size=7)
+    result = fc.evaluate(model, loader)
+    X = torch.cat([x for x, _ in loader])
+    y = torch.cat([t for _, t in loader])
+    pred = model(X).argmax(1)
+    assert torch.equal(result.predictions, pred)
+    for i in range(10):
+        for j in range(10):
+            assert result.confusion[i, j] == ((y == i) & (pred == j)).sum()
+    assert result.accuracy == pytest.approx((pred == y).float().mean().item())
+    assert torch.equal(result.misclassified, (pred != y).nonzero().flatten())
+    assert torch.equal(fc.predict(model, X).argmax(1), pred)
+
+
+def test_recipes_are_what_their_comments_say():
+    older = fc.RECIPES["older"]
+    assert (older.optimizer, older.lr, older.batch_size, older.epochs) == ("sgd", 1e-3, 64, 5)
+    assert not older.normalize and older.schedule is None
+    assert fc.RECIPES["mlp"].epochs <= 10
+    with pytest.raises(ValueError, match="unknown recipe"):
+        fc.train_recipe("bogus")
+
+
+def test_mlp_recipe_beats_the_older_recipe_in_one_epoch(real_data):
+    """A short real-data run: the course's recipe is far ahead after one epoch."""
+    fc.seed_everything(0)
+    _, older = fc.train_recipe("older", epochs=1, root=real_data.root)
+    _, course = fc.train_recipe("mlp", epochs=1, root=real_data.root)
+    assert older.test_accuracy[0] < 0.70
+    assert course.test_accuracy[0] > 0.80

@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -109,10 +110,15 @@ def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        # torch's first line is generic (and has terminal colour codes); the useful one names
+        # the global that was refused, e.g. "Unsupported global: GLOBAL builtins.print ..."
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+        lines = [line for line in lines if line]
+        reason = next((line for line in lines if "Unsupported global" in line), lines[0] if lines else "")
+        reason = reason.removeprefix("WeightsUnpickler error: ").split(". Please use")[0]
         raise CheckpointError(
             f"{path} was refused: it contains pickled Python objects that could run code when "
-            f"loaded ({first[:160]}). Only load checkpoints you trust; re-save it as a plain "
+            f"loaded ({reason[:160]}). Only load checkpoints you trust; re-save it as a plain "
             "state_dict"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:

@@ -31,6 +31,14 @@ from .export import (
     onnx_session,
     save_checkpoint,
 )
+from .images import (
+    ImageError,
+    PreparedImage,
+    open_image,
+    plot_preparation,
+    prepare_image,
+    to_grayscale,
+)
 from .loaders import (
     InMemoryLoader,
     dataloaders,
@@ -47,6 +55,14 @@ from .plotting import (
     plot_misclassified,
     plot_sample_grid,
     show_images,
+)
+from .predict import (
+    DEFAULT_THRESHOLD,
+    Classifier,
+    Prediction,
+    classify_images,
+    format_predictions,
+    load_classifier,
 )
 from .training import (
     RECIPES,
@@ -78,4 +94,7 @@ __all__ = [
     "plot_confusion_matrix", "plot_misclassified",
     "train_loop", "test_loop", "fit", "History", "Evaluation", "evaluate", "predict",
     "Recipe", "RECIPES", "make_optimizer", "train_recipe",
+    "ImageError", "PreparedImage", "open_image", "to_grayscale", "prepare_image", "plot_preparation",
+    "Prediction", "Classifier", "DEFAULT_THRESHOLD", "load_classifier", "classify_images",
+    "format_predictions",
 ]

@@ -104,6 +104,16 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_predict(args) -> int:
+    from .predict import classify_images, format_predictions
+
+    predictions = classify_images(
+        args.images, model=args.model, top=args.top, threshold=args.threshold
+    )
+    print(format_predictions(predictions, as_json=args.json))
+    return 0
+
+
 def _cmd_export(args) -> int:
     from .export import export_onnx, load_model
 
@@ -150,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="a folder holding the four Fashion-MNIST files")
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser("predict", help="classify photos of clothing (top-K, or unsure)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos (PNG, JPEG, ...)")
+    p.add_argument("--model", help="a .pth or .onnx model (default: data/model_cnn.pth, "
+                   "else data/model.pth)")
+    p.add_argument("--top", type=int, default=3, help="how many classes to list (default: 3)")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="below this probability the answer is 'unsure' (default: 0.5)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_cmd_predict)
+
     p = sub.add_parser("export", help="convert a .pth checkpoint to .onnx")
     p.add_argument("model", help="path to a .pth checkpoint")
     p.add_argument("-o", "--output", help="the .onnx file (default: beside the checkpoint)")
@@ -160,12 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .export import CheckpointError, OnnxModelError
+    from .images import ImageError
 
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
         return args.func(args)
-    except (DataError, CheckpointError, OnnxModelError, ValueError, OSError) as exc:
+    except (DataError, CheckpointError, OnnxModelError, ImageError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,92 @@
+"""Checkpoints and ONNX export, with onnxruntime as the oracle."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fashion_course as fc
+
+
+@pytest.fixture(scope="module", params=list(fc.MODELS))
+def model(request):
+    torch.manual_seed(0)
+    model = fc.build_model(request.param)
+    # give batch norm non-trivial running statistics so eval mode matters
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(64, 1, 28, 28))
+    return model.eval()
+
+
+def test_checkpoint_round_trip_predicts_identically(model, tmp_path):
+    path = fc.save_checkpoint(tmp_path / "m.pth", model, metrics={"test_accuracy": 0.5})
+    payload = fc.load_checkpoint(path)
+    assert payload["classes"] == list(fc.CLASSES)
+    assert payload["normalization"] == {"mean": fc.MEAN, "std": fc.STD}
+    assert payload["metrics"] == {"test_accuracy": 0.5}
+    loaded = fc.load_model(path)
+    assert not loaded.training
+    X = torch.randn(16, 1, 28, 28)
+    assert torch.equal(fc.predict(loaded, X), fc.predict(model, X))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]  # no temporary file left behind
+    assert path.stat().st_mode & 0o044  # readable like any other file
+
+
+def test_checkpoint_loads_with_plain_torch_weights_only(model, tmp_path):
+    path = fc.save_checkpoint(tmp_path / "m.pth", model)
+    payload = torch.load(path, weights_only=True, map_location="cpu")
+    fresh = fc.build_model(payload["architecture"], **payload["config"])
+    fresh.load_state_dict(payload["state_dict"])
+
+
+def test_resumable_checkpoint_restores_the_optimizer(tmp_path):
+    torch.manual_seed(0)
+    model = fc.NeuralNetwork(hidden=8)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 1, 28, 28)).sum().backward()
+    optimizer.step()
+    path = fc.save_checkpoint(tmp_path / "c.pth", model, optimizer=optimizer, epoch=3)
+    payload = fc.load_checkpoint(path)
+    assert payload["epoch"] == 3
+    fresh = fc.NeuralNetwork(hidden=8)
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    fresh.load_state_dict(payload["state_dict"])
+    fresh_opt.load_state_dict(payload["optimizer_state_dict"])
+    state = fresh_opt.state_dict()["state"]
+    assert state[0]["step"].item() == 1
+    torch.testing.assert_close(state[0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_bare_state_dict_and_missing_file_get_clear_messages(tmp_path):
+    torch.save(fc.NeuralNetwork().state_dict(), tmp_path / "bare.pth")
+    with pytest.raises(fc.CheckpointError, match="bare state_dict"):
+        fc.load_checkpoint(tmp_path / "bare.pth")
+    with pytest.raises(fc.CheckpointError, match="does not exist"):
+        fc.load_checkpoint(tmp_path / "nothing.pth")
+
+
+def test_onnx_export_matches_pytorch_for_any_batch_size(model, tmp_path):
+    path = fc.export_onnx(model, tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no side .data file
+    session = fc.onnx_session(path)
+    assert session.get_inputs()[0].name == "images"
+    assert not isinstance(session.get_inputs()[0].shape[0], int)  # symbolic batch dimension
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["classes"].split("|") == list(fc.CLASSES)
+    assert float(meta["mean"]) == fc.MEAN
+    for batch in (1, 7, 256):
+        X = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(batch))
+        assert fc.onnx_parity(model, session, X) <= 1e-4
+        assert torch.equal(fc.onnx_logits(session, X).argmax(1), fc.predict(model, X).argmax(1))
+
+
+def test_fixed_batch_export_refuses_other_batch_sizes_clearly(tmp_path):
+    torch.manual_seed(0)
+    model = fc.NeuralNetwork(hidden=8).eval()
+    path = fc.export_onnx(model, tmp_path / "fixed.onnx", dynamic_batch=False)
+    session = fc.onnx_session(path)
+    assert session.get_inputs()[0].shape[0] == 1
+    fc.onnx_logits(session, torch.zeros(1, 1, 28, 28))
+    with pytest.raises(fc.OnnxModelError, match="exactly 1 but got 5"):
+        fc.onnx_logits(session, torch.zeros(5, 1, 28, 28))

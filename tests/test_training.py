@@ -52,9 +52,9 @@ def test_train_loop_step_equals_a_manual_sgd_step():
     for X, y in loader:  # the oracle: plain autograd and a hand-written update, fresh grads
         grads = torch.autograd.grad(loss_fn(reference(X), y), list(reference.parameters()))
         with torch.no_grad():
-            for p, g in zip(reference.parameters(), grads):
+            for p, g in zip(reference.parameters(), grads, strict=True):
                 p -= 0.1 * g
-    for p, q in zip(model.parameters(), reference.parameters()):
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p, q)
 
 

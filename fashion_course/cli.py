@@ -22,7 +22,8 @@ def _cmd_doctor(args) -> int:
 def _cmd_data(args) -> int:
     from .data import find_data
 
-    source = find_data(args.root, download=not args.no_download)
+    # download=None lets $FASHION_COURSE_NO_DOWNLOAD decide, as everywhere else
+    source = find_data(args.root, download=False if args.no_download else None)
     print(source)
     print(f"torchvision: datasets.FashionMNIST(root={str(source.root)!r}, download=False)")
     return 0

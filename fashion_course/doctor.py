@@ -1,19 +1,24 @@
 """``python -m fashion_course doctor``: the check a learner runs first.
 
-Taught in 08_troubleshooting. One line per check; a problem comes with the fix.
+Taught in 08_troubleshooting. One line per check, in the order problems are usually met: Python,
+the libraries and their versions, the torch build (CPU or CUDA) and the devices it sees, whether
+torchvision's compiled operators load, the data and the data folder, the thread count. A problem
+line ends with its fix; the exit status is non-zero when the course cannot run.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 
-__all__ = ["Check", "run_checks", "format_report", "torchvision_ops_check"]
+__all__ = ["Check", "run_checks", "format_report", "torchvision_ops_check", "doctor_main"]
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -29,7 +34,7 @@ class Check:
 
     def __str__(self) -> str:
         line = f"[{self.status:>4}] {self.name:<13} {self.detail}"
-        return line + (f"\n       fix: {self.fix}" if self.fix else "")
+        return line + (f"  -> fix: {self.fix}" if self.fix else "")
 
 
 def _version(dist: str) -> str | None:
@@ -39,12 +44,13 @@ def _version(dist: str) -> str | None:
         return None
 
 
-# Which torchvision release goes with which torch release (major.minor).
 def _expected_torchvision(torch_version: str) -> str | None:
-    major, minor = (int(p) for p in torch_version.split("+")[0].split(".")[:2])
-    if major == 2:
-        return f"0.{minor + 15}"
-    return None
+    """The torchvision release (major.minor) built for a torch release: 2.N goes with 0.(N+15)."""
+    try:
+        major, minor = (int(p) for p in torch_version.split("+")[0].split(".")[:2])
+    except ValueError:
+        return None
+    return f"0.{minor + 15}" if major == 2 else None
 
 
 _OPS_PROBE = (
@@ -52,6 +58,12 @@ _OPS_PROBE = (
     "from torchvision.ops import nms\n"
     "b = torch.tensor([[0., 0., 1., 1.], [0., 0., 1., 1.]])\n"
     "print(nms(b, torch.tensor([1., .5]), .5).tolist())\n"
+)
+
+OPS_MISMATCH_FIX = (
+    "torch and torchvision come from different builds (e.g. a CPU torch with a CUDA torchvision, "
+    "or a torch upgraded without its torchvision): reinstall both in one command from the same "
+    "index, e.g. `pip install --force-reinstall torch==2.X.Y torchvision==0.(X+15).Y`"
 )
 
 
@@ -63,33 +75,48 @@ def torchvision_ops_check(python: str = sys.executable, env: dict | None = None)
     """
     try:
         done = subprocess.run(
-            [python, "-c", _OPS_PROBE], capture_output=True, text=True, timeout=120, env=env
+            [python, "-c", _OPS_PROBE], capture_output=True, text=True, timeout=180, env=env
         )
     except subprocess.TimeoutExpired:
-        return Check("torchvision", WARN, "the operator check took over 2 minutes; skipped")
+        return Check("tv operators", WARN, "importing torchvision took over 3 minutes; not checked")
     if done.returncode == 0 and done.stdout.strip() == "[0]":
         return Check("tv operators", OK, "torchvision's compiled operators (nms) load and run")
-    error = (done.stderr.strip().splitlines() or ["no output"])[-1]
-    if "torchvision::nms does not exist" in done.stderr:
+    error = (done.stderr.strip().splitlines() or ["no output"])[-1].strip()
+    if "torchvision::" in done.stderr and "does not exist" in done.stderr:
         return Check(
             "tv operators", FAIL,
-            f"torchvision's compiled operators do not match this torch ({error})",
-            "torch and torchvision were built for different releases or builds (e.g. a CPU "
-            "torch with a CUDA torchvision): reinstall them together, e.g. "
-            "`pip install torch==X torchvision==Y` from the same index, with Y matching X",
+            f"torchvision's compiled operators were not built for this torch ({error})",
+            OPS_MISMATCH_FIX,
         )
     return Check("tv operators", FAIL, f"torchvision does not import ({error})",
                  "reinstall torchvision to match torch: `pip install --force-reinstall torchvision`")
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def _torch_checks() -> list[Check]:
-    checks = []
     try:
         import torch
     except Exception as exc:  # noqa: BLE001 - any import failure is the finding
         return [Check("torch", FAIL, f"does not import ({exc})", "pip install -r requirements.txt")]
-    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only"
-    checks.append(Check("torch", OK, f"{torch.__version__} ({build} build)"))
+    checks = []
+    if torch.version.cuda:
+        build = f"CUDA build, torch.version.cuda = {torch.version.cuda}"
+    elif getattr(torch.version, "hip", None):
+        build = f"ROCm build, torch.version.hip = {torch.version.hip}"
+    else:
+        build = "CPU-only build, torch.version.cuda = None"
+    checks.append(Check("torch", OK, f"{torch.__version__} ({build})"))
+
     tv = _version("torchvision")
     if tv is None:
         checks.append(Check("torchvision", FAIL, "not installed", "pip install -r requirements.txt"))
@@ -103,37 +130,61 @@ def _torch_checks() -> list[Check]:
         else:
             checks.append(Check("torchvision", OK, tv))
         checks.append(torchvision_ops_check())
+
+    checks.append(Check("cpu", OK, f"{_cpu_name()}, {os.cpu_count()} logical cores"))
     if torch.cuda.is_available():
-        names = ", ".join(
-            f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())
-        )
-        checks.append(Check("cuda", OK, f"{torch.cuda.device_count()} GPU(s): {names}"))
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            checks.append(Check(
+                f"cuda:{i}", OK, f"{p.name}, {p.total_memory / 2**30:.0f} GiB, "
+                f"compute capability {p.major}.{p.minor}",
+            ))
     elif torch.version.cuda:
+        smi = shutil.which("nvidia-smi")
         checks.append(Check(
-            "cuda", WARN, f"a CUDA {torch.version.cuda} build, but no usable GPU: running on CPU",
+            "cuda", WARN, f"a CUDA {torch.version.cuda} build, but no usable GPU: running on CPU"
+            + ("" if smi else " (no nvidia-smi on PATH: no NVIDIA driver installed)"),
             "if this machine has an NVIDIA GPU, `nvidia-smi` must list it and its driver must "
             f"support CUDA {torch.version.cuda}; otherwise the CPU is fine for this course",
         ))
     else:
         checks.append(Check(
-            "cuda", WARN, "CPU-only build of torch: the GPU (if any) is not used",
+            "cuda", WARN, "CPU-only build of torch: an NVIDIA GPU (if any) is not used",
             "for an NVIDIA GPU install the CUDA wheel that the PyTorch install selector gives "
-            "for your driver; the CPU is enough for this course",
+            "for your driver (`nvidia-smi` shows its CUDA version); the CPU is enough here",
         ))
     if torch.backends.mps.is_available():
         checks.append(Check("mps", OK, "Apple GPU (MPS) available"))
-    from .environment import choose_device
+
+    from .environment import choose_device, course_threads
 
     try:
         checks.append(Check("device", OK, f"the course will use {choose_device()}"))
     except ValueError as exc:
         checks.append(Check("device", FAIL, str(exc), "unset FASHION_COURSE_DEVICE or fix it"))
-    checks.append(Check(
-        "threads", OK,
-        f"torch uses {torch.get_num_threads()} of {os.cpu_count()} CPU threads"
-        + (f" (FASHION_COURSE_THREADS={os.environ['FASHION_COURSE_THREADS']})"
-           if os.environ.get("FASHION_COURSE_THREADS") else ""),
-    ))
+    try:
+        fixed = course_threads()
+        threads = fixed or torch.get_num_threads()
+        note = " (FASHION_COURSE_THREADS)" if fixed else ""
+        checks.append(Check("threads", OK, f"torch uses {threads} of {os.cpu_count()} CPU threads{note}"))
+    except ValueError as exc:
+        checks.append(Check("threads", FAIL, str(exc), "unset FASHION_COURSE_THREADS or fix it"))
+    return checks
+
+
+def _library_checks() -> list[Check]:
+    checks = []
+    for dist, needed_for in (
+        ("onnx", "06 (export)"), ("onnxruntime", "06 (inference)"),
+        ("onnxscript", "06 (the exporter)"), ("numpy", "everything"),
+        ("pillow", "09 (photos)"), ("matplotlib", "every figure"),
+    ):
+        version = _version(dist)
+        checks.append(
+            Check(dist, OK, version) if version
+            else Check(dist, FAIL, f"not installed (needed for {needed_for})",
+                       "pip install -r requirements.txt")
+        )
     return checks
 
 
@@ -143,12 +194,10 @@ def _data_checks() -> list[Check]:
     checks = []
     try:
         source = find_data(download=False)
-        checks.append(Check("data", OK, f"verified: {source}"))
+        checks.append(Check("data", OK, f"verified (size and SHA-256): {source}"))
     except DataError as exc:
-        first = str(exc).splitlines()[0]
-        checks.append(Check("data", FAIL, first, " / ".join(
-            line.strip() for line in str(exc).splitlines()[1:] if line.strip()
-        )))
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        checks.append(Check("data", FAIL, lines[0], " / ".join(lines[1:]) or "see the message"))
     folder = default_data_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -157,25 +206,28 @@ def _data_checks() -> list[Check]:
         checks.append(Check("data folder", OK, f"{folder} is writable"))
     except OSError as exc:
         checks.append(Check(
-            "data folder", FAIL, f"cannot write to {folder} ({exc.strerror})",
+            "data folder", FAIL, f"cannot write to {folder} ({exc.strerror or exc})",
             "set FASHION_COURSE_DATA to a folder you can write to",
         ))
     return checks
 
 
+def _guarded(name: str, checks: Callable[[], list[Check]]) -> list[Check]:
+    """Run a group of checks; an unexpected error becomes a FAIL line instead of a traceback."""
+    try:
+        return checks()
+    except Exception as exc:  # noqa: BLE001 - the doctor must always report
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        return [Check(name, FAIL, f"the check itself failed ({detail})",
+                      "reinstall with `pip install -r requirements.txt`")]
+
+
 def run_checks() -> list[Check]:
     """Every check, in report order."""
     checks = [Check("python", OK, f"{platform.python_version()} ({sys.executable})")]
-    checks += _torch_checks()
-    for dist, needed_for in (("onnx", "06 (export)"), ("onnxruntime", "06 (inference)"),
-                             ("onnxscript", "06 (the exporter)"), ("matplotlib", "every figure")):
-        version = _version(dist)
-        checks.append(
-            Check(dist, OK, version) if version
-            else Check(dist, FAIL, f"not installed (needed for {needed_for})",
-                       "pip install -r requirements.txt")
-        )
-    checks += _data_checks()
+    checks += _guarded("torch", _torch_checks)
+    checks += _guarded("libraries", _library_checks)
+    checks += _guarded("data", _data_checks)
     return checks
 
 
@@ -189,6 +241,7 @@ def format_report(checks: list[Check]) -> str:
 
 
 def doctor_main() -> int:
+    """Print the report; exit status 1 if anything stops the course, else 0."""
     checks = run_checks()
     print(format_report(checks))
     return 1 if any(c.status == FAIL for c in checks) else 0

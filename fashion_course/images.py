@@ -11,6 +11,7 @@ garment, pad to a square, resize to 28x28 and normalise with the model's statist
 from __future__ import annotations
 
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -73,8 +74,11 @@ def _damaged(path: Path, exc: BaseException) -> ImageError:
     )
 
 
-def _too_large(path: Path, size: tuple[int, int] | None, max_pixels: int) -> ImageError:
-    declared = f"{size[0]}x{size[1]} pixels" if size else "its header declares too many pixels"
+def _too_large(path: Path, size: tuple[int, int] | int | None, max_pixels: int) -> ImageError:
+    if isinstance(size, tuple):
+        declared = f"{size[0]}x{size[1]} pixels"
+    else:
+        declared = f"its header declares {size:,} pixels" if size else "too many pixels"
     return ImageError(
         f"{path} is too large to handle ({declared}; the limit is {max_pixels / 1e6:.0f} "
         "megapixels): shrink it to about 1000 pixels on the longer side and try again"
@@ -88,6 +92,7 @@ def open_image(
 
     The file size and the pixel count declared in the header are checked before any pixel is
     decoded; anything unreadable raises :class:`ImageError` with one line saying what to do.
+    (Pillow's own limit, ``Image.MAX_IMAGE_PIXELS``, still applies above ``max_pixels``.)
     """
     path = Path(path)
     if not path.is_file():
@@ -113,14 +118,16 @@ def open_image(
                 return ImageOps.exif_transpose(image)  # a decoded copy, upright
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _too_large(path, size, max_pixels) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow refuses inside Image.open, before handing over the size; its message has it.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(path, size or (int(found.group(1)) if found else None), max_pixels) from None
     except UnidentifiedImageError:
         with open(path, "rb") as fh:
             head = fh.read(8)
+        what = f"it starts with bytes {head.hex()}" if head else "the file is empty"
         raise ImageError(
-            f"{path} is not an image this program can read (it starts with bytes "
-            f"{head.hex() or 'nothing: the file is empty'}); use a PNG or JPEG photo"
+            f"{path} is not an image this program can read ({what}); use a PNG or JPEG photo"
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
             struct.error, zlib.error) as exc:  # Pillow's decoders raise all of these

@@ -41,6 +41,8 @@ MAX_PIXELS = 40_000_000
 MAX_BYTES = 64 * 1024 * 1024
 # Photos are shrunk to this longer side before any processing: 28x28 is the goal anyway.
 WORKING_SIZE = 512
+# A pixel belongs to the garment above this fraction of the garment's brightness.
+OBJECT_THRESHOLD = 0.05
 
 
 class ImageError(ValueError):
@@ -184,12 +186,19 @@ def _border(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a[:k].ravel(), a[-k:].ravel(), a[:, :k].ravel(), a[:, -k:].ravel()])
 
 
-def _object_box(a: np.ndarray, threshold: float) -> tuple[int, int, int, int] | None:
-    """Bounding box of the pixels above ``threshold``, ignoring isolated specks of noise."""
-    mask = Image.fromarray(((a > threshold) * 255).astype(np.uint8))
-    if min(a.shape) >= 5:
-        mask = mask.filter(ImageFilter.MedianFilter(3))  # a speck of noise is not the garment
-    return mask.getbbox()
+def _median3(a: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(a.astype(np.float32)).filter(ImageFilter.MedianFilter(3)))
+
+
+def _object_box(
+    a: np.ndarray, threshold: float, *, despeckle: bool
+) -> tuple[int, int, int, int] | None:
+    """Bounding box of the pixels above ``threshold``; with ``despeckle``, specks of noise
+    (smaller than 3x3) are ignored, since a speck is not the garment."""
+    mask = (a > threshold).astype(np.float32)
+    if despeckle:
+        mask = _median3(mask)
+    return Image.fromarray((mask > 0.5).astype(np.uint8) * 255).getbbox()
 
 
 def prepare_image(
@@ -227,13 +236,14 @@ def prepare_image(
     border = _border(dark)
     background = float(np.median(border))
     noise = 1.4826 * float(np.median(np.abs(border - background)))  # robust standard deviation
+    noisy = noise > 0.002 and min(dark.shape) >= 5  # a photo, not a clean drawing or a scan
     floor = background + 3 * noise
-    peak = float(np.percentile(dark, 99.5))
+    peak = float((_median3(dark) if noisy else dark).max())  # brightest garment pixel, not a speck
     found = peak - floor > 0.05
     clean = np.clip((dark - floor) / (peak - floor), 0, 1) if found else np.zeros_like(dark)
     steps["background removed"] = clean
 
-    box = _object_box(clean, 0.15) if found else None
+    box = _object_box(clean, OBJECT_THRESHOLD, despeckle=noisy) if found else None
     found = box is not None
     left, top, right, bottom = box or (0, 0, clean.shape[1], clean.shape[0])
     crop = clean[top:bottom, left:right]

@@ -126,6 +126,22 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from .bench import run_bench, to_markdown
+    from .environment import choose_device, seed_everything
+
+    seed_everything(args.seed, threads=args.threads)
+    device = choose_device(args.device)
+    recipes = args.recipes.split(",") if args.recipes else None
+    print(f"Benchmarking on {device}{' (smoke run)' if args.smoke else ''}; this takes "
+          f"{'under a minute' if args.smoke else 'many minutes'}", flush=True)
+    result = run_bench(args.out, smoke=args.smoke, device=device, root=args.root,
+                       recipes=recipes, seed=args.seed)
+    print(to_markdown(result))
+    print("wrote " + " and ".join(result["files"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .training import RECIPES
 
@@ -175,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="path to a .pth checkpoint")
     p.add_argument("-o", "--output", help="the .onnx file (default: beside the checkpoint)")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("bench", help="measure data loading, time to accuracy and inference latency")
+    p.add_argument("--smoke", action="store_true", help="a CI-sized run in seconds (not real numbers)")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "benchmarks"),
+                   help="output folder for results-<device>.json and .md (default: benchmarks/)")
+    p.add_argument("--recipes", help="comma-separated recipes to train (default: older,mlp,cnn,"
+                   "cnn_best; smoke: older,mlp,cnn)")
+    p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    p.add_argument("--root", help="a folder holding the four Fashion-MNIST files")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

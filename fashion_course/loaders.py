@@ -66,27 +66,29 @@ def random_flip_shift(
     """Flip half of a batch left-right and shift every image by up to ``max_shift`` pixels.
 
     Works on a whole ``(N, C, H, W)`` batch at once, on its device; the label of a flipped or
-    slightly shifted garment is unchanged. Shifting pads with the smallest value in the batch
-    (the background).
+    slightly shifted garment is unchanged. Pixels shifted in from outside the image take the
+    smallest value in the batch (the background). The random numbers come from ``generator``
+    (on its own device), so a seeded generator gives the same batch every time.
     """
     n, _, h, w = X.shape
     device = X.device
-    flip = torch.rand(n, generator=generator, device=generator.device if generator else "cpu")
-    flip = (flip < 0.5).to(device)
-    X = torch.where(flip[:, None, None, None], X.flip(3), X)
+    gen_device = generator.device if generator is not None else "cpu"
+    flip = torch.rand(n, generator=generator, device=gen_device) < 0.5
+    X = torch.where(flip.to(device)[:, None, None, None], X.flip(3), X)
     if max_shift == 0:
         return X
     s = max_shift
-    gen_device = generator.device if generator else "cpu"
-    dy = torch.randint(-s, s + 1, (n,), generator=generator, device=gen_device).to(device)
-    dx = torch.randint(-s, s + 1, (n,), generator=generator, device=gen_device).to(device)
-    padded = torch.nn.functional.pad(X, (s, s, s, s), value=float(X.min()))
-    rows = torch.arange(h, device=device)[None, :] + s - dy[:, None]  # (n, h)
-    cols = torch.arange(w, device=device)[None, :] + s - dx[:, None]  # (n, w)
+    dy = torch.randint(-s, s + 1, (n, 1), generator=generator, device=gen_device).to(device)
+    dx = torch.randint(-s, s + 1, (n, 1), generator=generator, device=gen_device).to(device)
+    # Output pixel (r, c) of image i is input pixel (r - dy_i, c - dx_i), or background outside.
+    rows = torch.arange(h, device=device) - dy  # (n, h)
+    cols = torch.arange(w, device=device) - dx  # (n, w)
+    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
     batch = torch.arange(n, device=device)[:, None, None]
-    # padded: (n, c, H, W) -> pick rows then columns per image
-    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2).contiguous()
+    moved = X.permute(0, 2, 3, 1)[batch, rows.clamp(0, h - 1)[:, :, None], cols.clamp(0, w - 1)[:, None, :]]
+    # X.amin() stays a tensor: no host-device synchronisation per batch on a GPU.
+    moved = torch.where(inside[..., None], moved, X.amin())
+    return moved.permute(0, 3, 1, 2).contiguous()
 
 
 class InMemoryLoader:

@@ -19,6 +19,7 @@ from .data import (
     load_tensors,
     read_idx,
 )
+from .doctor import run_checks, torchvision_ops_check
 from .environment import choose_device, course_threads, seed_everything
 from .export import (
     CheckpointError,
@@ -94,6 +95,7 @@ __all__ = [
     "plot_confusion_matrix", "plot_misclassified",
     "train_loop", "test_loop", "fit", "History", "Evaluation", "evaluate", "predict",
     "Recipe", "RECIPES", "make_optimizer", "train_recipe",
+    "run_checks", "torchvision_ops_check",
     "ImageError", "PreparedImage", "open_image", "to_grayscale", "prepare_image", "plot_preparation",
     "Prediction", "Classifier", "DEFAULT_THRESHOLD", "load_classifier", "classify_images",
     "format_predictions",

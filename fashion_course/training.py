@@ -227,9 +227,14 @@ RECIPES = {
     # It is stuck near 65 % after five epochs because the step size is far too small for SGD.
     "older": Recipe(model="mlp", optimizer="sgd", lr=1e-3, batch_size=64, epochs=5,
                     normalize=False),
-    # The same network trained properly: standardised inputs, AdamW with a one-cycle schedule
-    # (warm up, then anneal), light label smoothing; over 89 % in a couple of CPU minutes.
-    "mlp": Recipe(model="mlp", optimizer="adamw", lr=2e-3, batch_size=128, epochs=8,
+    # The same network trained properly: 90.2-90.4 % after 10 epochs (seeds 0-2), ~4 s of CPU
+    # time an epoch. Standardised inputs; AdamW, whose per-weight step sizes make one
+    # peak rate work for every layer; a one-cycle schedule that warms up to that peak and then
+    # anneals to almost zero (the annealed last epochs gain the most). Batch 256 with a higher
+    # peak matches batch 128 in accuracy with half the steps. Label smoothing 0.1 stops the
+    # logits growing once the training set is nearly fitted (slightly better than none);
+    # larger weight decay did not help in 10 epochs, and flips or shifts cost the MLP accuracy.
+    "mlp": Recipe(model="mlp", optimizer="adamw", lr=3e-3, batch_size=256, epochs=10,
                   weight_decay=1e-4, label_smoothing=0.1, schedule="onecycle"),
     # The CNN: the same optimiser plus batched flips and shifts, which the CNN can exploit.
     "cnn": Recipe(model="cnn", optimizer="adamw", lr=4e-3, batch_size=128, epochs=8,

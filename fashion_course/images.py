@@ -261,7 +261,7 @@ def prepare_image(
     steps["28x28"] = pixels
 
     mean, std = normalization
-    pixels_t = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+    pixels_t = torch.tensor(pixels, dtype=torch.float32)  # a copy: Pillow's arrays are read-only
     return PreparedImage(
         tensor=((pixels_t - mean) / std).unsqueeze(0),
         pixels=pixels_t,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import nn
 
 from .data import CLASSES, MEAN, STD, default_data_dir
@@ -131,15 +132,17 @@ def load_classifier(model: nn.Module | str | os.PathLike | None = None) -> Class
 
 
 def classify_images(
-    images: Iterable[str | os.PathLike],
+    images: Iterable[str | os.PathLike | Image.Image],
     *,
     model: nn.Module | str | os.PathLike | Classifier | None = None,
     top: int = 3,
     threshold: float = DEFAULT_THRESHOLD,
 ) -> list[Prediction]:
-    """Prepare and classify image files; raises ``ImageError`` naming the first unusable one.
+    """Prepare and classify images (file paths or Pillow images) with ``model``.
 
-    Every image is opened and checked before the model is loaded, so a bad file costs nothing.
+    ``model`` is a module, a ``.pth`` or ``.onnx`` path, a :class:`Classifier`, or None for the
+    default trained model. Every image is opened and checked before the model is loaded, so a
+    bad file costs nothing; the first unusable one raises ``ImageError`` naming it.
     """
     if not 1 <= top <= len(CLASSES):
         raise ValueError(f"--top must be between 1 and {len(CLASSES)}, not {top}")

@@ -134,19 +134,16 @@ def train_timed(recipe, *, device, data, epochs=None, seed=0, fast=False):
     ``data`` is ``(train_images, train_labels, test_images, test_labels)`` so that a smoke run can
     pass a slice. Returns ``(model, epochs)`` with one dict per epoch.
     """
-    from .loaders import InMemoryLoader, random_flip_shift
-    from .models import build_model
-    from .training import _sync, make_optimizer, test_loop, train_loop
+    from .loaders import InMemoryLoader
+    from .training import _sync, augmentation, build_recipe_model, make_optimizer, test_loop, train_loop
 
     recipe = replace(recipe, epochs=epochs or recipe.epochs)
     norm = {} if recipe.normalize else {"mean": 0.0, "std": 1.0}  # the older recipe: raw pixels
     torch.manual_seed(seed)
-    model = build_model(recipe.model).to(device)
-    if fast:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_recipe_model(recipe).to(device)  # a CNN is channels_last already
     train = InMemoryLoader(
         data[0], data[1], batch_size=recipe.batch_size, shuffle=True, device=device,
-        augment=random_flip_shift if recipe.augment else None,
+        augment=augmentation(recipe),
         generator=torch.Generator().manual_seed(seed), **norm,
     )
     test = InMemoryLoader(data[2], data[3], batch_size=1000, device=device, **norm)

@@ -8,6 +8,7 @@ run killed during a save leaves the previous file intact. Checkpoints load with
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import pickle
@@ -64,6 +65,16 @@ def atomic_path(path: str | os.PathLike):
             os.unlink(tmp)
 
 
+def _is_channels_last(model: nn.Module) -> bool:
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    # (a weight with one input channel is contiguous in both layouts, so "any" for the second)
+    return (
+        bool(weights)
+        and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+        and any(not p.is_contiguous() for p in weights)
+    )
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -87,6 +98,9 @@ def save_checkpoint(
         "classes": list(CLASSES),
         "normalization": {"mean": float(mean), "std": float(std)},
         "torch_version": torch.__version__.split("+")[0],
+        # the memory layout the model was trained in: restored on loading, so that the reloaded
+        # model computes bit for bit what the saved one did
+        "channels_last": _is_channels_last(model),
     }
     if optimizer is not None:
         payload["optimizer_state_dict"] = optimizer.state_dict()
@@ -153,6 +167,8 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
             f"{path}: its weights do not fit a {payload['architecture']!r} model ({detail}); "
             "the file was saved from a different architecture or edited"
         ) from None
+    if payload.get("channels_last") is True:
+        model = model.to(memory_format=torch.channels_last)
     norm = payload.get("normalization", {"mean": MEAN, "std": STD})
     model.normalization = (norm["mean"], norm["std"])
     return model.to(device).eval()
@@ -172,9 +188,12 @@ def export_onnx(
     """
     import onnx
 
-    model = model.eval()
+    # The exporter traces a copy in the default memory format: a channels_last model (the CNN
+    # recipe's) computes the same function, but its strides confuse the dynamic batch dimension.
+    model = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
     device = next(model.parameters()).device
-    dummy = torch.zeros(1, 1, 28, 28, device=device)
+    # a dynamic batch is traced with 2 examples: a batch of 1 would be taken for a constant
+    dummy = torch.zeros(2 if dynamic_batch else 1, 1, 28, 28, device=device)
     dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=65536)}} if dynamic_batch else None
     path = Path(path)
     with atomic_path(path) as tmp:

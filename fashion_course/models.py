@@ -35,42 +35,51 @@ class NeuralNetwork(nn.Module):
         return logits
 
 
-def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),  # BN adds the bias
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(),
-    )
+def _conv_block(c_in: int, c_out: int, *, pool: bool) -> nn.Sequential:
+    layers = [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)]  # BN adds the bias
+    if pool:
+        # Pooling before batch norm and ReLU: max pooling commutes with ReLU, and batch norm and
+        # ReLU then work on a quarter of the values, which saves time on a CPU.
+        layers.append(nn.MaxPool2d(2))
+    layers += [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
 
 
 class FashionCNN(nn.Module):
-    """A small convolutional network: three conv-BN-ReLU stages with pooling, then a classifier.
+    """The course's convolutional network: three conv stages, then a two-layer classifier.
 
-    28x28 -> (c1) 28x28 -> pool 14x14 -> (c2) 14x14 -> pool 7x7 -> (c3) 7x7 -> global average.
-    Sized to train to over 93 % in a few minutes on a 2-core CPU.
+    28x28 -> conv (c1), pool -> 14x14 -> conv (c2), pool -> 7x7 -> conv (c3) -> 7x7 x c3 features
+    -> dropout -> linear (hidden) -> ReLU -> dropout -> linear -> 10 logits. The classifier sees
+    every position (no global pooling): where a feature appears (a collar, a sleeve, a heel)
+    matters for telling garments apart. Sized to pass 93 % test accuracy in under five minutes
+    of training on a 2-core CPU with ``RECIPES["cnn"]`` (07_cnn).
     """
 
     def __init__(
         self,
-        channels: tuple[int, int, int] = (32, 64, 128),
+        channels: tuple[int, int, int] = (32, 64, 96),
         num_classes: int = 10,
-        dropout: float = 0.2,
+        hidden: int = 256,
+        dropout: float = 0.25,
     ) -> None:
         super().__init__()
         c1, c2, c3 = channels
-        self.config = {"channels": list(channels), "num_classes": num_classes, "dropout": dropout}
+        self.config = {
+            "channels": list(channels), "num_classes": num_classes, "hidden": hidden,
+            "dropout": dropout,
+        }
         self.features = nn.Sequential(
-            _conv_block(1, c1),
-            nn.MaxPool2d(2),
-            _conv_block(c1, c2),
-            nn.MaxPool2d(2),
-            _conv_block(c2, c3),
+            _conv_block(1, c1, pool=True),
+            _conv_block(c1, c2, pool=True),
+            _conv_block(c2, c3, pool=False),
         )
         self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
             nn.Dropout(dropout),
-            nn.Linear(c3, num_classes),
+            nn.Linear(c3 * 7 * 7, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x):

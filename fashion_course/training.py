@@ -22,6 +22,8 @@ __all__ = [
     "predict",
     "Recipe",
     "RECIPES",
+    "build_recipe_model",
+    "augmentation",
     "make_optimizer",
     "train_recipe",
 ]
@@ -210,6 +212,7 @@ class Recipe:
     """Everything that decides how a model is trained, in one place."""
 
     model: str = "mlp"
+    channels: tuple[int, int, int] | None = None  # CNN only: channels of its three stages
     optimizer: str = "adamw"  # "sgd" or "adamw"
     lr: float = 1e-3  # peak learning rate when schedule == "onecycle"
     batch_size: int = 64
@@ -219,6 +222,7 @@ class Recipe:
     label_smoothing: float = 0.0
     schedule: str | None = None  # None or "onecycle"
     augment: bool = False  # random flips and shifts of each training batch
+    max_shift: int = 1  # with augment: shift each image by up to this many pixels
     normalize: bool = True  # inputs standardised with the training set's mean and std
 
 
@@ -236,10 +240,51 @@ RECIPES = {
     # larger weight decay did not help in 10 epochs, and flips or shifts cost the MLP accuracy.
     "mlp": Recipe(model="mlp", optimizer="adamw", lr=3e-3, batch_size=256, epochs=10,
                   weight_decay=1e-4, label_smoothing=0.1, schedule="onecycle"),
-    # The CNN: the same optimiser plus batched flips and shifts, which the CNN can exploit.
-    "cnn": Recipe(model="cnn", optimizer="adamw", lr=4e-3, batch_size=128, epochs=8,
-                  weight_decay=5e-4, label_smoothing=0.1, schedule="onecycle", augment=True),
+    # The CNN (07_cnn): the same optimiser and schedule, with random left-right flips of each
+    # training batch. 93.3 % after 8 epochs, about 4.5 minutes of training on a 2-core CPU.
+    # Measured alternatives in about the same time, all 92.7-93.2 %: no hidden layer in the
+    # classifier, 128 channels in the last stage (7 epochs), a fourth convolution, batch 128,
+    # SGD with Nesterov momentum, channel dropout, shifts of 1-2 pixels (they slowed learning
+    # too much for so few epochs). Weight decay 0.05 is AdamW's decoupled decay (each step
+    # shrinks the weights by lr x 0.05).
+    "cnn": Recipe(model="cnn", optimizer="adamw", lr=3e-3, batch_size=256, epochs=8,
+                  weight_decay=5e-2, label_smoothing=0.1, schedule="onecycle", augment=True,
+                  max_shift=0),
+    # The best recipe the benchmark runs (python -m fashion_course bench): the CNN wider,
+    # about twice as long, with one-pixel shifts added to the flips, read out with
+    # flip test-time augmentation. About 20 minutes of training on a 2-core CPU.
+    "cnn_best": Recipe(model="cnn", channels=(48, 96, 192), optimizer="adamw", lr=3e-3,
+                       batch_size=256, epochs=15, weight_decay=5e-2, label_smoothing=0.1,
+                       schedule="onecycle", augment=True, max_shift=1),
 }
+
+
+def build_recipe_model(recipe: Recipe) -> nn.Module:
+    """A fresh model as the recipe describes it; a CNN is stored ``channels_last``.
+
+    ``channels_last`` keeps each pixel's channels together in memory, the layout that the fast
+    convolution kernels of both oneDNN (CPU) and cuDNN (GPU) work in: about a quarter less time
+    per training step on a 2-core CPU. The model computes exactly the same function either way.
+    """
+    from .models import build_model
+
+    if recipe.model == "cnn":
+        config = {"channels": tuple(recipe.channels)} if recipe.channels else {}
+        return build_model("cnn", **config).to(memory_format=torch.channels_last)
+    if recipe.channels:
+        raise ValueError(f"channels is for the CNN only, not for model {recipe.model!r}")
+    return build_model(recipe.model)
+
+
+def augmentation(recipe: Recipe):
+    """The batch augmentation a recipe asks for (a function of a batch and a generator), or None."""
+    if not recipe.augment:
+        return None
+    from functools import partial
+
+    from .loaders import random_flip_shift
+
+    return partial(random_flip_shift, max_shift=recipe.max_shift)
 
 
 def make_optimizer(recipe: Recipe, model: nn.Module, steps_per_epoch: int):
@@ -278,8 +323,7 @@ def train_recipe(
     """Train a fresh model with a recipe on the in-memory data; returns ``(model, history)``."""
     from dataclasses import replace
 
-    from .loaders import in_memory_loaders, random_flip_shift
-    from .models import build_model
+    from .loaders import in_memory_loaders
 
     if isinstance(recipe, str):
         if recipe not in RECIPES:
@@ -288,10 +332,10 @@ def train_recipe(
     if epochs is not None:
         recipe = replace(recipe, epochs=epochs)
     torch.manual_seed(seed)
-    model = build_model(recipe.model).to(device)
+    model = build_recipe_model(recipe).to(device)
     train_loader, test_loader = in_memory_loaders(
         recipe.batch_size, root=root, device=device, normalize=recipe.normalize,
-        augment=random_flip_shift if recipe.augment else None, seed=seed,
+        augment=augmentation(recipe), seed=seed,
     )
     optimizer, scheduler = make_optimizer(recipe, model, len(train_loader))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)

@@ -99,3 +99,17 @@ def test_unknown_device_is_one_clear_message(tmp_path):
     done = run_cli("train", "--device", "cuda:7", "--out", str(tmp_path))
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: device 'cuda:7' was requested")
+
+
+def test_train_cnn_for_one_epoch_saves_a_cnn_that_onnx_reproduces(real_data, tmp_path):
+    """`train --model cnn` runs the CNN recipe; one epoch already passes the MLP's first epoch."""
+    done = run_cli("train", "--model", "cnn", "--epochs", "1", "--out", str(tmp_path),
+                   "--threads", "2", "--root", str(real_data.root))
+    assert done.returncode == 0, done.stderr
+    accuracy = float(re.search(r"test accuracy: ([\d.]+)%", done.stdout).group(1)) / 100
+    assert accuracy >= 0.85
+    assert "ONNX predictions agree on 100.00% of the test set" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_cnn.onnx", "model_cnn.pth"]
+    model = fc.load_model(tmp_path / "model_cnn.pth")
+    assert isinstance(model, fc.FashionCNN)
+    assert model.config == fc.build_recipe_model(fc.RECIPES["cnn"]).config

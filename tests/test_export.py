@@ -8,10 +8,14 @@ import torch
 import fashion_course as fc
 
 
-@pytest.fixture(scope="module", params=list(fc.MODELS))
+@pytest.fixture(scope="module", params=[*fc.MODELS, "cnn_recipe"])
 def model(request):
+    """Each course model, and the CNN as its recipe builds it (stored channels_last)."""
     torch.manual_seed(0)
-    model = fc.build_model(request.param)
+    if request.param == "cnn_recipe":
+        model = fc.build_recipe_model(fc.RECIPES["cnn"])
+    else:
+        model = fc.build_model(request.param)
     # give batch norm non-trivial running statistics so eval mode matters
     model.train()
     with torch.no_grad():
@@ -67,7 +71,9 @@ def test_bare_state_dict_and_missing_file_get_clear_messages(tmp_path):
 
 
 def test_onnx_export_matches_pytorch_for_any_batch_size(model, tmp_path):
+    layout = [p.stride() for p in model.parameters()]
     path = fc.export_onnx(model, tmp_path / "m.onnx")
+    assert [p.stride() for p in model.parameters()] == layout  # the model itself is left as it was
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no side .data file
     session = fc.onnx_session(path)
     assert session.get_inputs()[0].name == "images"

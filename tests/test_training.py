@@ -124,3 +124,42 @@ def test_mlp_recipe_beats_the_older_recipe_in_one_epoch(real_data):
     _, course = fc.train_recipe("mlp", epochs=1, root=real_data.root)
     assert older.test_accuracy[0] < 0.70
     assert course.test_accuracy[0] > 0.80
+
+
+def test_the_cnn_recipe_builds_a_channels_last_cnn_that_computes_the_same():
+    recipe = fc.RECIPES["cnn"]
+    torch.manual_seed(0)
+    model = fc.build_recipe_model(recipe).eval()
+    assert isinstance(model, fc.FashionCNN)
+    if recipe.channels:
+        assert model.config["channels"] == list(recipe.channels)
+    conv = model.features[0][0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = fc.FashionCNN(**model.config).eval()
+    plain.load_state_dict(model.state_dict())
+    assert plain.features[0][0].weight.is_contiguous()
+    X = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(model(X), plain(X), rtol=1e-5, atol=1e-5)
+
+
+def test_recipe_channels_are_for_the_cnn_only():
+    with pytest.raises(ValueError, match="CNN only"):
+        fc.build_recipe_model(fc.Recipe(model="mlp", channels=(8, 16, 32)))
+    small = fc.build_recipe_model(fc.Recipe(model="cnn", channels=(8, 16, 32)))
+    assert small.config["channels"] == [8, 16, 32]
+
+
+def test_augmentation_follows_the_recipe():
+    assert fc.augmentation(fc.RECIPES["mlp"]) is None
+    recipe = fc.Recipe(model="cnn", augment=True, max_shift=1)
+    augment = fc.augmentation(recipe)
+    dot = torch.zeros(200, 1, 28, 28)
+    dot[:, 0, 10, 10] = 1.0
+    moved = augment(dot, generator=torch.Generator().manual_seed(0))
+    where = moved[:, 0].flatten(1).argmax(1)
+    rows, cols = where // 28, where % 28
+    assert (moved.flatten(1).sum(1) == 1).all()
+    assert set(rows.tolist()) == {9, 10, 11}  # shifted by -1, 0 or +1 row, all three seen
+    # a flip sends column 10 to 17; then a shift of at most one column
+    assert set(cols.tolist()) <= {9, 10, 11, 16, 17, 18} and {10, 17} <= set(cols.tolist())

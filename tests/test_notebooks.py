@@ -16,8 +16,7 @@ COURSE = [
     "04_autograd",
     "05_optimization_loop",
     "06_save_load_onnx",
-    # 07_cnn is planned (COURSE_PLAN.md) and not written yet; the package's CNN recipe,
-    # the in-memory path and the benchmark it will use are in place and tested.
+    "07_cnn",
     "08_troubleshooting",
     "09_classify_your_own_images",
 ]

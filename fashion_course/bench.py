@@ -293,7 +293,9 @@ def to_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def run_bench(out, *, smoke=False, device="cpu", root=None, recipes=None, seed=0) -> dict:
+def run_bench(
+    out, *, smoke=False, device="cpu", root=None, recipes=None, seed=0, command=None
+) -> dict:
     """Run every measurement, write ``results-<device>[-smoke].json`` and ``.md``; return the result."""
     from .export import atomic_path
 
@@ -321,7 +323,7 @@ def run_bench(out, *, smoke=False, device="cpu", root=None, recipes=None, seed=0
     result["inference"] = timed("inference", bench_inference, pick, data[2], data[3], smoke=smoke)
     result["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     result["total_seconds"] = time.perf_counter() - start
-    result["command"] = "python -m fashion_course bench" + (" --smoke" if smoke else "")
+    result["command"] = command or "python -m fashion_course bench" + (" --smoke" if smoke else "")
     out = Path(out)
     stem = f"results-{device.type}" + ("-smoke" if smoke else "")
     for suffix, text in ((".json", json.dumps(result, indent=2)), (".md", to_markdown(result))):

@@ -135,8 +135,14 @@ def _cmd_bench(args) -> int:
     recipes = args.recipes.split(",") if args.recipes else None
     print(f"Benchmarking on {device}{' (smoke run)' if args.smoke else ''}; this takes "
           f"{'under a minute' if args.smoke else 'many minutes'}", flush=True)
+    # the command as typed, minus the folders (they are this machine's, not the reader's)
+    command = "python -m fashion_course bench" + "".join(
+        f" --{name} {value}" for name, value in
+        (("recipes", args.recipes), ("device", args.device), ("seed", args.seed or None),
+         ("threads", args.threads)) if value is not None
+    ) + (" --smoke" if args.smoke else "")
     result = run_bench(args.out, smoke=args.smoke, device=device, root=args.root,
-                       recipes=recipes, seed=args.seed)
+                       recipes=recipes, seed=args.seed, command=command)
     print(to_markdown(result))
     print("wrote " + " and ".join(result["files"]))
     return 0

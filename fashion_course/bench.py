@@ -128,7 +128,7 @@ def _flip_tta_accuracy(model, loader) -> float:
     return correct / loader.num_samples
 
 
-def train_timed(recipe, *, device, data, epochs=None, seed=0, fast=False):
+def train_timed(recipe, *, device, data, epochs=None, seed=0, fast=False, log=None):
     """``train_recipe`` with CPU time recorded beside wall time; ``fast``: bf16 + channels_last.
 
     ``data`` is ``(train_images, train_labels, test_images, test_labels)`` so that a smoke run can
@@ -160,11 +160,13 @@ def train_timed(recipe, *, device, data, epochs=None, seed=0, fast=False):
         cpu += time.process_time() - start_cpu
         _, accuracy = test_loop(test, runner, loss_fn)
         rows.append({"epoch": epoch, "test_accuracy": accuracy, "seconds": wall, "cpu_seconds": cpu})
+        if log is not None:
+            log(f"  epoch {epoch:2d}/{recipe.epochs}: test accuracy {accuracy:.2%} ({wall:.0f} s)")
     model.normalization = (train.mean, train.std)
     return model, rows, test
 
 
-def bench_training(names, *, device, root=None, smoke=False, seed=0) -> dict:
+def bench_training(names, *, device, root=None, smoke=False, seed=0, log=None) -> dict:
     """Test accuracy and cumulative training seconds per epoch for each recipe."""
     from .data import load_tensors
     from .training import RECIPES
@@ -177,8 +179,11 @@ def bench_training(names, *, device, root=None, smoke=False, seed=0) -> dict:
     for name in names:
         recipe = RECIPES[name]
         fast = device.type == "cuda" and recipe.model == "cnn"
+        if log is not None:
+            log(f"training {name}")
         model, rows, test_loader = train_timed(
-            recipe, device=device, data=data, epochs=1 if smoke else None, seed=seed, fast=fast
+            recipe, device=device, data=data, epochs=1 if smoke else None, seed=seed, fast=fast,
+            log=log,
         )
         entry = {
             "recipe": asdict(replace(recipe, epochs=len(rows))),
@@ -280,8 +285,10 @@ def to_markdown(result: dict) -> str:
         hit = f"{hit['epoch']} ({hit['seconds']:.0f} s)" if hit else "-"
         lines.append(f"| {name} | {len(r['epochs'])} | {r['test_accuracy']:.2%} | {tta} | "
                      f"{r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {hit} |")
-    lines += ["", "| model | batch | PyTorch eager ms | onnxruntime ms | speed-up | max abs logit diff "
-              "| test acc PyTorch / ORT |", "|---|---:|---:|---:|---:|---:|---:|"]
+    if result["inference"]:  # the mlp and cnn recipes, when the run trained them
+        lines += ["", "| model | batch | PyTorch eager ms | onnxruntime ms | speed-up "
+                  "| max abs logit diff | test acc PyTorch / ORT |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in result["inference"].items():
         for batch in (1, 256):
             b = r[f"batch_{batch}"]
@@ -294,9 +301,12 @@ def to_markdown(result: dict) -> str:
 
 
 def run_bench(
-    out, *, smoke=False, device="cpu", root=None, recipes=None, seed=0, command=None
+    out, *, smoke=False, device="cpu", root=None, recipes=None, seed=0, command=None, log=None
 ) -> dict:
-    """Run every measurement, write ``results-<device>[-smoke].json`` and ``.md``; return the result."""
+    """Run every measurement, write ``results-<device>[-smoke].json`` and ``.md``; return the result.
+
+    ``log``, when given (the command line passes ``print``), receives a line per recipe and epoch.
+    """
     from .export import atomic_path
 
     start = time.perf_counter()
@@ -317,7 +327,8 @@ def run_bench(
 
     result["data"] = timed("data", bench_data, root=root, smoke=smoke)
     result["training"], models, data = timed(
-        "training", bench_training, names, device=device, root=root, smoke=smoke, seed=seed
+        "training", bench_training, names, device=device, root=root, smoke=smoke, seed=seed,
+        log=log,
     )
     pick = {k: models[k] for k in ("mlp", "cnn") if k in models}
     result["inference"] = timed("inference", bench_inference, pick, data[2], data[3], smoke=smoke)

@@ -126,6 +126,15 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _relative_out(out: str) -> str:
+    """`` --out DIR`` for a non-default output folder inside the repository, else nothing."""
+    repo = Path(__file__).resolve().parent.parent
+    target = Path(out).resolve()
+    if target == repo / "benchmarks" or not target.is_relative_to(repo):
+        return ""
+    return f" --out {target.relative_to(repo).as_posix()}"
+
+
 def _cmd_bench(args) -> int:
     from .bench import run_bench, to_markdown
     from .environment import choose_device, seed_everything
@@ -140,16 +149,22 @@ def _cmd_bench(args) -> int:
         f" --{name} {value}" for name, value in
         (("recipes", args.recipes), ("device", args.device), ("seed", args.seed or None),
          ("threads", args.threads)) if value is not None
-    ) + (" --smoke" if args.smoke else "")
+    ) + (" --smoke" if args.smoke else "") + _relative_out(args.out)
     result = run_bench(args.out, smoke=args.smoke, device=device, root=args.root,
-                       recipes=recipes, seed=args.seed, command=command)
+                       recipes=recipes, seed=args.seed, command=command,
+                       log=lambda line: print(line, flush=True))
     print(to_markdown(result))
     print("wrote " + " and ".join(result["files"]))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .training import RECIPES
+    try:
+        from .training import RECIPES
+
+        models = [k for k in RECIPES if k != "older"]
+    except ImportError:  # no working torch: only the doctor runs, and main() says so
+        models = None
 
     parser = argparse.ArgumentParser(
         prog="python -m fashion_course",
@@ -166,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser("train", help="train a model, evaluate it, save .pth and .onnx")
-    p.add_argument("--model", choices=[k for k in RECIPES if k != "older"], default="mlp",
+    p.add_argument("--model", choices=models, default="mlp",
                    help="which recipe to train (default: mlp)")
     p.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
@@ -213,11 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "doctor":  # needs no torch: it is what reports a missing one
+        return args.func(args)
+    from . import TORCH_IMPORT_ERROR
+
+    if TORCH_IMPORT_ERROR is not None:
+        print(f"error: PyTorch does not import in this Python ({TORCH_IMPORT_ERROR}); install the "
+              "course's requirements with `pip install -r requirements.txt`, then "
+              "`python -m fashion_course doctor` checks the set-up", file=sys.stderr)
+        return 2
     from .data import DataError
     from .export import CheckpointError, OnnxModelError
     from .images import ImageError
 
-    args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
         return args.func(args)

@@ -189,7 +189,11 @@ def _library_checks() -> list[Check]:
 
 
 def _data_checks() -> list[Check]:
-    from .data import DataError, default_data_dir, find_data
+    try:
+        from .data import DataError, default_data_dir, find_data
+    except ImportError as exc:  # the data helpers are torch code
+        return [Check("data", FAIL, f"not checked: reading the data needs torch ({exc})",
+                      "install torch first: pip install -r requirements.txt")]
 
     checks = []
     try:

@@ -49,10 +49,15 @@ class OnnxModelError(Exception):
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A process killed while writing (SIGKILL, power loss) cannot clean up: its hidden
+    ``.NAME.PID.XXXX.tmp`` file stays beside the intact target. The next successful save of the
+    same file removes such files once the process that wrote them no longer exists.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -60,9 +65,32 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+        _remove_debris(path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists (POSIX)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else, or we cannot tell: keep its file
+        return True
+    return True
+
+
+def _remove_debris(path: Path) -> None:
+    """Delete the temporary files of earlier saves of ``path`` whose writing process is gone."""
+    if os.name != "posix":  # on Windows os.kill would end the process instead of asking
+        return
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.\w+\.tmp")
+    for candidate in path.parent.iterdir():
+        match = pattern.fullmatch(candidate.name)
+        if match and int(match.group(1)) != os.getpid() and not _process_exists(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                candidate.unlink()
 
 
 def _is_channels_last(model: nn.Module) -> bool:

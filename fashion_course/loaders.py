@@ -21,6 +21,7 @@ __all__ = [
     "InMemoryLoader",
     "in_memory_loaders",
     "random_flip_shift",
+    "random_erase",
 ]
 
 
@@ -89,6 +90,66 @@ def random_flip_shift(
     # X.amin() stays a tensor: no host-device synchronisation per batch on a GPU.
     moved = torch.where(inside[..., None], moved, X.amin())
     return moved.permute(0, 3, 1, 2).contiguous()
+
+
+def random_erase(
+    X: torch.Tensor,
+    *,
+    p: float = 0.5,
+    scale: tuple[float, float] = (0.02, 0.25),
+    ratio: tuple[float, float] = (0.3, 3.3),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Random erasing (Zhong et al., 2017) of a whole ``(N, C, H, W)`` batch at once.
+
+    Each image, with probability ``p``, gets one rectangle covering a fraction ``scale`` of its
+    area, with height/width in ``ratio`` (sampled log-uniformly), filled with standard-normal
+    noise: on standardised inputs, noise of the data's own scale. It is torchvision's
+    ``RandomErasing(p, scale, ratio, value="random")`` without the per-image Python loop. The
+    label of a garment with a patch hidden is unchanged; the network learns not to rely on any
+    one part of it. Returns a new tensor; ``X`` is left as it was.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability between 0 and 1, got {p}")
+    if not 0.0 < scale[0] <= scale[1] <= 1.0 or not 0.0 < ratio[0] <= ratio[1]:
+        raise ValueError(f"need 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1], "
+                         f"got scale={scale}, ratio={ratio}")
+    n, c, h, w = X.shape
+    device = X.device
+    gen_device = generator.device if generator is not None else "cpu"
+
+    def uniform(low, high, size=(n,)):
+        return low + (high - low) * torch.rand(size, generator=generator, device=gen_device)
+
+    erase = torch.rand(n, generator=generator, device=gen_device) < p
+    area = uniform(*scale) * (h * w)
+    aspect = torch.exp(uniform(*torch.log(torch.tensor(ratio, dtype=torch.float64)).tolist()))
+    eh = torch.sqrt(area * aspect).round().clamp(1, h).long()  # rectangle height
+    ew = torch.sqrt(area / aspect).round().clamp(1, w).long()  # rectangle width
+    top = (uniform(0.0, 1.0) * (h - eh + 1)).floor().long()  # so that it fits inside the image
+    left = (uniform(0.0, 1.0) * (w - ew + 1)).floor().long()
+    noise = torch.randn((n, c, h, w), generator=generator, device=gen_device)
+    erase, eh, ew, top, left, noise = (t.to(device) for t in (erase, eh, ew, top, left, noise))
+    r = torch.arange(h, device=device)[None, :]
+    k = torch.arange(w, device=device)[None, :]
+    rows = (r >= top[:, None]) & (r < (top + eh)[:, None])  # (n, h)
+    cols = (k >= left[:, None]) & (k < (left + ew)[:, None])  # (n, w)
+    mask = (rows[:, :, None] & cols[:, None, :] & erase[:, None, None])[:, None]  # (n, 1, h, w)
+    return torch.where(mask, noise.to(X.dtype), X)
+
+
+def batch_augmentation(*, max_shift: int = 1, erase: float = 0.0):
+    """The training-batch augmentation of a recipe: flips and shifts, then random erasing."""
+    if erase == 0.0:
+        from functools import partial
+
+        return partial(random_flip_shift, max_shift=max_shift)
+
+    def augment(X: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        X = random_flip_shift(X, max_shift=max_shift, generator=generator)
+        return random_erase(X, p=erase, generator=generator)
+
+    return augment
 
 
 class InMemoryLoader:

@@ -79,6 +79,14 @@ def test_checkpoint_survives_a_kill_during_the_save(tmp_path):
     with pytest.raises(fc.CheckpointError):
         fc.load_checkpoint(leftover)
 
+    # A file being written by a live process is never touched; the next successful save of the
+    # same target removes what the dead writer left.
+    live = tmp_path / f".{target.name}.1.abcd1234.tmp"  # PID 1 (init) always exists
+    live.write_bytes(b"someone else's save in progress")
+    fc.save_checkpoint(target, previous, epoch=4)
+    assert _partial_files(tmp_path, target) == [live]
+    assert fc.load_checkpoint(target)["epoch"] == 4
+
 
 class _ExportFails(fc.NeuralNetwork):
     def forward(self, x):

@@ -71,6 +71,10 @@ def test_smoke_run_writes_the_markdown_tables(smoke):
     assert "in memory" in markdown and "num_workers=0" in markdown
     assert markdown.strip() in stdout  # the command prints the same tables it writes
     assert not list(out.glob("*.tmp"))  # written atomically, nothing left behind
+    # progress while it runs: one line per recipe and one per epoch, before the tables
+    for name in ("older", "mlp", "cnn"):
+        assert f"training {name}\n  epoch  1/1: test accuracy " in stdout
+    assert stdout.index("training cnn") < stdout.index("| recipe |")
 
 
 def test_markdown_marks_missed_thresholds_and_full_runs():
@@ -89,6 +93,7 @@ def test_markdown_marks_missed_thresholds_and_full_runs():
     assert "GPU G" in markdown and "Smoke" not in markdown
     assert "| torchvision DataLoader, num_workers=0 | 2.00 | 2 | 50x |" in markdown
     assert "| cnn | 1 | 90.00% | 91.00% | 3.0 | 4.0 | - |" in markdown
+    assert "| model | batch |" not in markdown  # no models timed for inference: no empty table
 
 
 def test_autocast_wrapper_runs_in_bfloat16_and_returns_float32_logits():

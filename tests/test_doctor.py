@@ -141,3 +141,49 @@ def test_a_crashing_check_becomes_a_line_not_a_traceback():
 def test_report_lines_carry_their_fix():
     line = str(doctor.Check("onnx", "FAIL", "not installed", "pip install -r requirements.txt"))
     assert line == "[FAIL] onnx          not installed  -> fix: pip install -r requirements.txt"
+
+
+@pytest.fixture
+def torch_that_does_not_import(tmp_path):
+    """PYTHONPATH with a ``torch`` package first that fails to import, as a broken install does."""
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        'raise ImportError("libtorch_cpu.so: cannot open shared object file (simulated)")\n'
+    )
+    package_root = str(Path(fcdata.__file__).resolve().parent.parent)
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), package_root])}
+
+
+def test_doctor_reports_a_torch_that_does_not_import(torch_that_does_not_import):
+    done = run_doctor(torch_that_does_not_import)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    (torch_line,) = [line for line in lines if line[7:20].strip() == "torch"]
+    assert torch_line.startswith("[FAIL]") and "simulated" in torch_line
+    assert "pip install -r requirements.txt" in torch_line
+    assert any(line.startswith("[  ok] numpy") for line in lines)  # the other checks still ran
+    assert lines[-1].endswith("apply the fixes above")
+
+
+def test_without_torch_other_commands_and_names_say_how_to_install(torch_that_does_not_import):
+    env = {**os.environ, **torch_that_does_not_import}
+    done = subprocess.run([sys.executable, "-m", "fashion_course", "train"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert "PyTorch does not import" in line and "pip install -r requirements.txt" in line
+    probe = (
+        "import fashion_course as fc\n"
+        "assert fc.TORCH_IMPORT_ERROR is not None and callable(fc.run_checks)\n"
+        "try:\n"
+        "    fc.fit\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "fashion_course.fit needs PyTorch" in done.stdout
+    assert "pip install -r requirements.txt" in done.stdout

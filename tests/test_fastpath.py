@@ -163,3 +163,79 @@ def test_augmented_batches_keep_their_labels_and_shapes():
                 for dx in range(-s, s + 1)
             ]
             assert any(torch.equal(augmented, c) for c in candidates)
+
+
+def _erased(X: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) masks of the pixels that augmentation changed (X is all zeros)."""
+    return (out != X)[:, 0]
+
+
+def test_random_erase_hides_one_rectangle_per_image_and_leaves_the_rest():
+    X = torch.zeros(500, 1, 28, 28)
+    out = fc.random_erase(X, p=1.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == X.shape and out.dtype == X.dtype
+    assert torch.equal(X, torch.zeros_like(X))  # the input batch is not modified
+    for mask in _erased(X, out):
+        rows, cols = mask.nonzero(as_tuple=True)
+        top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        box = torch.zeros_like(mask)
+        box[top:bottom, left:right] = True
+        assert torch.equal(mask, box)  # exactly one filled axis-aligned rectangle
+        area = int(mask.sum()) / (28 * 28)
+        assert 0.01 <= area <= 0.30  # the scale range (0.02, 0.25), give or take rounding
+
+
+def test_random_erase_matches_torchvision_random_erasing_in_distribution():
+    # torchvision's RandomErasing as the oracle: the same p, scale and ratio give erased areas
+    # and heights of the same distribution (torchvision loops over images; ours does not).
+    from torchvision.transforms import RandomErasing
+
+    torch.manual_seed(0)
+    n = 3000
+    X = torch.zeros(n, 1, 28, 28)
+    ours = _erased(X, fc.random_erase(X, p=0.5, generator=torch.Generator().manual_seed(0)))
+    oracle = RandomErasing(p=0.5, scale=(0.02, 0.25), ratio=(0.3, 3.3), value=1.0)
+    theirs = torch.stack([oracle(x) for x in X])[:, 0] != 0
+    hit_ours, hit_theirs = ours.flatten(1).any(1), theirs.flatten(1).any(1)
+    assert abs(hit_ours.float().mean() - hit_theirs.float().mean()) < 0.05  # both near p = 0.5
+
+    def mean_of(values, hit):
+        return values[hit].float().mean().item()
+
+    area = [mean_of(m.flatten(1).sum(1), h) / 784 for m, h in ((ours, hit_ours), (theirs, hit_theirs))]
+    assert abs(area[0] - area[1]) < 0.01, area
+    height = [mean_of(m.any(2).sum(1), h) for m, h in ((ours, hit_ours), (theirs, hit_theirs))]
+    assert abs(height[0] - height[1]) < 0.5, height
+
+
+def test_random_erase_probability_zero_is_the_identity_and_bad_settings_are_refused():
+    X = _random_batch()
+    assert torch.equal(fc.random_erase(X, p=0.0, generator=torch.Generator().manual_seed(0)), X)
+    for bad in ({"p": 1.5}, {"scale": (0.3, 0.1)}, {"scale": (0.0, 0.2)}, {"ratio": (2.0, 1.0)}):
+        with pytest.raises(ValueError):
+            fc.random_erase(X, **bad)
+
+
+def test_random_erase_is_reproducible_with_a_seeded_generator():
+    X = _random_batch()
+    a = fc.random_erase(X, generator=torch.Generator().manual_seed(3))
+    b = fc.random_erase(X, generator=torch.Generator().manual_seed(3))
+    c = fc.random_erase(X, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_erasing_augmentation_flips_and_shifts_first_then_erases_and_keeps_labels():
+    augment = fc.batch_augmentation(max_shift=1, erase=0.5)
+    X = _random_batch(200)
+    out = augment(X, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    expected = fc.random_erase(fc.random_flip_shift(X, max_shift=1, generator=g), p=0.5, generator=g)
+    assert torch.equal(out, expected)
+    images = (X[:, 0] * 255).to(torch.uint8)
+    labels = torch.arange(200) % 10
+    plain = fc.InMemoryLoader(images, labels, batch_size=50, shuffle=True,
+                              generator=torch.Generator().manual_seed(0))
+    erased = fc.InMemoryLoader(images, labels, batch_size=50, shuffle=True, augment=augment,
+                               generator=torch.Generator().manual_seed(0))
+    for (A, y), (B, z) in zip(plain, erased, strict=True):
+        assert torch.equal(y, z) and A.shape == B.shape

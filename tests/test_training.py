@@ -163,3 +163,18 @@ def test_augmentation_follows_the_recipe():
     assert set(rows.tolist()) == {9, 10, 11}  # shifted by -1, 0 or +1 row, all three seen
     # a flip sends column 10 to 17; then a shift of at most one column
     assert set(cols.tolist()) <= {9, 10, 11, 16, 17, 18} and {10, 17} <= set(cols.tolist())
+
+
+def test_a_recipe_with_erasing_erases_after_flipping_and_shifting():
+    recipe = fc.Recipe(model="cnn", augment=True, max_shift=0, erase=1.0)
+    X = torch.zeros(100, 1, 28, 28)
+    out = fc.augmentation(recipe)(X, generator=torch.Generator().manual_seed(0))
+    assert (out != 0).flatten(1).any(1).all()  # every image got its patch (p = 1)
+    g = torch.Generator().manual_seed(0)
+    expected = fc.random_erase(fc.random_flip_shift(X, max_shift=0, generator=g), p=1.0, generator=g)
+    assert torch.equal(out, expected)
+    # without erasing the recipe's augmentation is exactly the flips and shifts
+    plain = fc.augmentation(fc.Recipe(model="cnn", augment=True, max_shift=1))
+    X = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(plain(X, generator=torch.Generator().manual_seed(2)),
+                       fc.random_flip_shift(X, max_shift=1, generator=torch.Generator().manual_seed(2)))

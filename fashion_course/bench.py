@@ -117,17 +117,6 @@ def bench_data(*, root=None, smoke: bool = False, workers=(1, 2)) -> dict:
     }
 
 
-def _flip_tta_accuracy(model, loader) -> float:
-    """Test accuracy averaging the softmax of each image and its mirror image."""
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for X, y in loader:
-            p = model(X).softmax(1) + model(X.flip(3)).softmax(1)
-            correct += (p.argmax(1) == y).sum().item()
-    return correct / loader.num_samples
-
-
 def train_timed(recipe, *, device, data, epochs=None, seed=0, fast=False, log=None):
     """``train_recipe`` with CPU time recorded beside wall time; ``fast``: bf16 + channels_last.
 
@@ -169,7 +158,7 @@ def train_timed(recipe, *, device, data, epochs=None, seed=0, fast=False, log=No
 def bench_training(names, *, device, root=None, smoke=False, seed=0, log=None) -> dict:
     """Test accuracy and cumulative training seconds per epoch for each recipe."""
     from .data import load_tensors
-    from .training import RECIPES
+    from .training import RECIPES, flip_tta_accuracy
 
     train, test = load_tensors(True, root=root), load_tensors(False, root=root)
     data = (*train, *test)
@@ -199,7 +188,7 @@ def bench_training(names, *, device, root=None, smoke=False, seed=0, log=None) -
             },
         }
         if recipe.model == "cnn":
-            entry["flip_tta_accuracy"] = _flip_tta_accuracy(model, test_loader)
+            entry["flip_tta_accuracy"] = flip_tta_accuracy(model, test_loader)
         results[name] = entry
         models[name] = model.eval()
     return results, models, data

@@ -35,7 +35,7 @@ def _cmd_train(args) -> int:
     from .environment import choose_device, seed_everything
     from .export import export_onnx, onnx_logits, onnx_session, save_checkpoint
     from .loaders import in_memory_loaders
-    from .training import RECIPES, evaluate, train_recipe
+    from .training import RECIPES, evaluate, flip_tta_accuracy, train_recipe
 
     seed_everything(args.seed, threads=args.threads)
     device = choose_device(args.device)
@@ -60,11 +60,11 @@ def _cmd_train(args) -> int:
         root=args.root, device=device, normalize=recipe.normalize, test_batch_size=1000
     )
     result = evaluate(model, test_loader)
+    metrics = {"test_accuracy": result.accuracy, "train_seconds": history.seconds[-1]}
+    if recipe.augment:  # trained on flipped images: a mirrored look at each test image helps
+        metrics["flip_tta_accuracy"] = flip_tta_accuracy(model, test_loader)
     stem = args.name or ("model" if args.model == "mlp" else f"model_{args.model}")
-    pth = save_checkpoint(
-        out / f"{stem}.pth", model, epoch=epochs,
-        metrics={"test_accuracy": result.accuracy, "train_seconds": history.seconds[-1]},
-    )
+    pth = save_checkpoint(out / f"{stem}.pth", model, epoch=epochs, metrics=metrics)
     onnx_path = export_onnx(model.cpu(), out / f"{stem}.onnx")
     X = test_loader.X.cpu()
     onnx_pred = torch.cat([
@@ -73,6 +73,8 @@ def _cmd_train(args) -> int:
     ])
     agree = (onnx_pred == result.predictions).float().mean().item()
     print(f"test accuracy: {result.accuracy:.2%} after {history.seconds[-1]:.0f} s of training")
+    if "flip_tta_accuracy" in metrics:
+        print(f"with flip test-time augmentation: {metrics['flip_tta_accuracy']:.2%}")
     print(f"saved {pth} and {onnx_path} (ONNX predictions agree on {agree:.2%} of the test set)")
     return 0 if agree == 1.0 else 1
 

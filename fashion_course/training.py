@@ -193,6 +193,24 @@ def predict(model, X: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
+def flip_tta_accuracy(model, dataloader) -> float:
+    """Accuracy with flip test-time augmentation: average the softmax of each image and its mirror.
+
+    A garment and its left-right mirror image are the same class (the training flips rely on
+    that too), so two looks at each test image give a slightly more reliable answer (07_cnn).
+    """
+    device = _device_of(model)
+    model.eval()
+    correct, seen = 0, 0
+    with torch.no_grad():
+        for X, y in dataloader:
+            X, y = X.to(device), y.to(device)
+            p = model(X).softmax(1) + model(X.flip(3)).softmax(1)
+            correct += (p.argmax(1) == y).sum().item()
+            seen += len(y)
+    return correct / max(seen, 1)
+
+
 def evaluate(model, dataloader, *, num_classes: int = 10) -> Evaluation:
     """Predict every sample of ``dataloader`` (unshuffled) and build the confusion matrix."""
     device = _device_of(model)

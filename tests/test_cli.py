@@ -108,8 +108,12 @@ def test_train_cnn_for_one_epoch_saves_a_cnn_that_onnx_reproduces(real_data, tmp
     assert done.returncode == 0, done.stderr
     accuracy = float(re.search(r"test accuracy: ([\d.]+)%", done.stdout).group(1)) / 100
     assert accuracy >= 0.85
+    tta = float(re.search(r"with flip test-time augmentation: ([\d.]+)%", done.stdout).group(1)) / 100
+    assert abs(tta - accuracy) < 0.03  # two looks at each image: close to one look
     assert "ONNX predictions agree on 100.00% of the test set" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_cnn.onnx", "model_cnn.pth"]
     model = fc.load_model(tmp_path / "model_cnn.pth")
     assert isinstance(model, fc.FashionCNN)
     assert model.config == fc.build_recipe_model(fc.RECIPES["cnn"]).config
+    metrics = fc.load_checkpoint(tmp_path / "model_cnn.pth")["metrics"]
+    assert metrics["flip_tta_accuracy"] == pytest.approx(tta, abs=1e-4)

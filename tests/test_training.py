@@ -178,3 +178,33 @@ def test_a_recipe_with_erasing_erases_after_flipping_and_shifting():
     X = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     assert torch.equal(plain(X, generator=torch.Generator().manual_seed(2)),
                        fc.random_flip_shift(X, max_shift=1, generator=torch.Generator().manual_seed(2)))
+
+
+class _Mirrored(torch.nn.Module):
+    """Scores class k by how bright column k is, or (mirror=True) column 27 - k."""
+
+    def __init__(self, mirror: bool):
+        super().__init__()
+        self.mirror = mirror
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the model a device
+
+    def forward(self, x):
+        columns = x[:, 0].mean(1)  # (N, 28)
+        return (columns.flip(1) if self.mirror else columns)[:, :10] * 10
+
+
+def test_flip_tta_accuracy_averages_each_image_with_its_mirror():
+    # Each image is bright in column k (its label) only: the plain look is always right, the
+    # mirrored look sees column 27 - k instead. Known answers: 100 % for a model that reads
+    # column k; the softmax average still picks k (its own look is confident, the mirror look is
+    # not); and the model that reads mirrored columns sees nothing but ties in the plain look
+    # (argmax takes class 0: right for the 10 images of class 0), and 100 % with TTA.
+    labels = torch.arange(100) % 10
+    X = torch.zeros(100, 1, 28, 28)
+    X[torch.arange(100), 0, :, labels] = 1.0
+    loader = fc.InMemoryLoader((X[:, 0] * 255).to(torch.uint8), labels, batch_size=32,
+                               mean=0.0, std=1.0)
+    assert fc.flip_tta_accuracy(_Mirrored(False), loader) == 1.0
+    reading_mirrored = _Mirrored(True)
+    assert fc.evaluate(reading_mirrored, loader).accuracy == pytest.approx(0.1)
+    assert fc.flip_tta_accuracy(reading_mirrored, loader) == 1.0

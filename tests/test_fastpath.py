@@ -132,11 +132,12 @@ def test_shift_pads_with_the_background():
     assert (border == -0.8).any()  # some images were shifted, and padded with the minimum
 
 
-def test_augmentation_is_reproducible_with_a_seeded_generator():
+@pytest.mark.parametrize("augment", [fc.random_flip_shift, fc.random_erase])
+def test_augmentation_is_reproducible_with_a_seeded_generator(augment):
     X = _random_batch()
-    a = fc.random_flip_shift(X, generator=torch.Generator().manual_seed(3))
-    b = fc.random_flip_shift(X, generator=torch.Generator().manual_seed(3))
-    c = fc.random_flip_shift(X, generator=torch.Generator().manual_seed(4))
+    a = augment(X, generator=torch.Generator().manual_seed(3))
+    b = augment(X, generator=torch.Generator().manual_seed(3))
+    c = augment(X, generator=torch.Generator().manual_seed(4))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -214,14 +215,6 @@ def test_random_erase_probability_zero_is_the_identity_and_bad_settings_are_refu
     for bad in ({"p": 1.5}, {"scale": (0.3, 0.1)}, {"scale": (0.0, 0.2)}, {"ratio": (2.0, 1.0)}):
         with pytest.raises(ValueError):
             fc.random_erase(X, **bad)
-
-
-def test_random_erase_is_reproducible_with_a_seeded_generator():
-    X = _random_batch()
-    a = fc.random_erase(X, generator=torch.Generator().manual_seed(3))
-    b = fc.random_erase(X, generator=torch.Generator().manual_seed(3))
-    c = fc.random_erase(X, generator=torch.Generator().manual_seed(4))
-    assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_erasing_augmentation_flips_and_shifts_first_then_erases_and_keeps_labels():

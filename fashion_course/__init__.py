@@ -16,6 +16,7 @@ else:
     TORCH_IMPORT_ERROR = None
 
 if TORCH_IMPORT_ERROR is None:
+    from . import exercises
     from .data import (
         CLASSES,
         MEAN,
@@ -126,7 +127,7 @@ __all__ = [
     "train_loop", "test_loop", "fit", "History", "Evaluation", "evaluate", "predict",
     "flip_tta_accuracy",
     "Recipe", "RECIPES", "build_recipe_model", "augmentation", "make_optimizer", "train_recipe",
-    "run_checks", "torchvision_ops_check",
+    "run_checks", "torchvision_ops_check", "exercises",
     "ImageError", "PreparedImage", "open_image", "to_grayscale", "prepare_image", "plot_preparation",
     "Prediction", "Classifier", "DEFAULT_THRESHOLD", "load_classifier", "classify_images",
     "format_predictions",

@@ -44,6 +44,8 @@ def run(path: Path) -> float:
 
 def main(prefixes: list[str]) -> int:
     os.environ.update(ENVIRONMENT)
+    # this checkout's package, also from a second worktree next to an editable install of another
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     paths = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
     if prefixes:
         paths = [p for p in paths if any(p.name.startswith(x) for x in prefixes)]

@@ -45,7 +45,8 @@ def check_brightest_image(brightest_image: Any) -> Outcome:
             return wrong(f"expected an index (an int), got the float {got:.4g}.",
                          "return the position of the largest mean (`argmax`), not the mean itself.")
         if isinstance(got, bool) or not isinstance(got, int):
-            return wrong(f"expected a Python int, got {type(got).__name__}.", "return `means.argmax().item()`.")
+            return wrong(f"expected a Python int, got {type(got).__name__}.",
+                         "return `means.argmax().item()`.")
         if int(got) == int(batch.double().mean(dim=(1, 2)).argmin()):
             return wrong(f"index {int(got)} is the darkest image, not the brightest.",
                          "`argmax` gives the largest value, `argmin` the smallest.")
@@ -89,7 +90,9 @@ def check_normalise_per_image(normalise_per_image: Any) -> Outcome:
             return wrong("you normalised every pixel position across the batch (dim 0).",
                          "reduce over the image dimensions (1, 2, 3), not over the batch.")
     problem = compare_tensors(got, candidates[0], what="the normalised batch", atol=1e-4)
-    return problem or solved("each image now has mean 0 and standard deviation 1.")
+    if problem is not None:
+        return problem
+    return solved("each image now has mean 0 and standard deviation 1.")
 
 
 def check_pairwise_distances(pairwise_distances: Any) -> Outcome:
@@ -115,4 +118,6 @@ def check_pairwise_distances(pairwise_distances: Any) -> Outcome:
             return wrong("these are mean squared differences.",
                          "sum the squared differences over the pixels (not `mean`), then take `.sqrt()`.")
     problem = compare_tensors(got, expected, what="the distance matrix", atol=1e-3)
-    return problem or solved("the distance between every image of `a` and every image of `b`.")
+    if problem is not None:
+        return problem
+    return solved("the distance between every image of `a` and every image of `b`.")

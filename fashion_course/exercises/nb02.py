@@ -32,7 +32,8 @@ def check_is_footwear(is_footwear: Any) -> Outcome:
         return wrong(f"expected the int 1 or 0, got {', '.join(kinds)}.", "return `int(...)`.")
     chosen = {label for label, v in answers.items() if v == 1}
     if set(answers.values()) - {0, 1}:
-        return wrong("your function returns values other than 0 and 1.", "return 1 for footwear, 0 otherwise.")
+        return wrong("your function returns values other than 0 and 1.",
+                     "return 1 for footwear, 0 otherwise.")
     if chosen != FOOTWEAR:
         missing = ", ".join(CLASSES[c] for c in sorted(FOOTWEAR - chosen)) or "none"
         extra = ", ".join(CLASSES[c] for c in sorted(chosen - FOOTWEAR)) or "none"
@@ -45,7 +46,8 @@ def check_is_footwear(is_footwear: Any) -> Outcome:
                      "define it with `def is_footwear(y):` at the top level of a cell, not as a lambda "
                      "or inside another function.")
     if restored(9) != 1:
-        return wrong("the pickled copy of your function answers differently.", "keep it free of outside state.")
+        return wrong("the pickled copy of your function answers differently.",
+                     "keep it free of outside state.")
     return solved("1 for Sandal, Sneaker and Ankle boot, 0 otherwise, and pickle accepts it.")
 
 
@@ -121,4 +123,6 @@ def check_channel_mean_std(channel_mean_std: Any) -> Outcome:
         if torch.allclose(std, x.std(dim=dims, correction=0)):
             return solved("the per-channel mean and (population) std of the batch.")
     problem = compare_tensors(std, x.std(dim=dims), what="the std")
-    return problem or solved("the per-channel mean and std of the batch, ready for `Normalize(mean, std)`.")
+    if problem is not None:
+        return problem
+    return solved("the per-channel mean and std of the batch, ready for `Normalize(mean, std)`.")

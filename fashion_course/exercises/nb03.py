@@ -56,7 +56,8 @@ def check_small_model(small_model: Any) -> Outcome:
     linears = [m for m in small_model.modules() if isinstance(m, nn.Linear)]
     if len(linears) == 2 and not any(isinstance(m, nn.ReLU) for m in small_model.modules()):
         return wrong("there is no ReLU between the two linear layers.",
-                     "two linear layers with nothing between them are one linear map: put `nn.ReLU()` between.")
+                     "two linear layers with nothing between them are one linear map: "
+                     "put `nn.ReLU()` between.")
     if any(isinstance(m, nn.Flatten) and m.start_dim == 0 for m in small_model.modules()):
         return wrong("`nn.Flatten(start_dim=0)` merges the batch dimension away.",
                      "use `nn.Flatten()`: its default `start_dim=1` keeps one row per image.")
@@ -135,4 +136,6 @@ def check_predict(predict: Any) -> Outcome:
         return wrong("the classes have shape (10,): argmax over the batch dimension.",
                      "take `argmax(dim=1)`, one class per image.")
     problem = compare_tensors(classes, expected_classes, what="the predicted classes")
-    return problem or solved("probabilities that sum to 1 per image, and the most likely class of each.")
+    if problem is not None:
+        return problem
+    return solved("probabilities that sum to 1 per image, and the most likely class of each.")

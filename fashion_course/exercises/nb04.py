@@ -30,7 +30,9 @@ def check_grad_f(grad_f: Any) -> Outcome:
                 return wrong(f"you have {what}.",
                              "product rule: (u·v)' = u'·v + u·v' with u = t², v = sin(t).")
     problem = compare_tensors(got, expected, what="your gradient", atol=1e-6, check_dtype=False)
-    return problem or solved("2t·sin(t) + t²·cos(t), the same as autograd's gradient.")
+    if problem is not None:
+        return problem
+    return solved("2t·sin(t) + t²·cos(t), the same as autograd's gradient.")
 
 
 def _start() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -74,7 +76,8 @@ def check_train_by_hand(train_by_hand: Any) -> Outcome:
             return wrong(got.message, "do the update inside `with torch.no_grad():`, so it is not recorded.")
         if got.status == "wrong" and "NoneType" in got.message:
             return wrong(got.message, "`w = w - lr * w.grad` makes a new tensor that is not a leaf and gets "
-                                      "no .grad: update in place, `w -= lr * w.grad`, under `torch.no_grad()`.")
+                                      "no .grad: update in place, `w -= lr * w.grad`, "
+                                      "under `torch.no_grad()`.")
         return got
     if not (isinstance(got, tuple | list) and len(got) == 2):
         return wrong(f"expected the trained (w, b), got {type(got).__name__}.", "end with `return w, b`.")
@@ -84,14 +87,15 @@ def check_train_by_hand(train_by_hand: Any) -> Outcome:
         unclear_w, _ = _descend(x, y, w, b, lr, steps, clear=False)
         if torch.allclose(got_w.detach(), unclear_w, atol=1e-5):
             return wrong("the gradients accumulated over the steps.",
-                         "clear them after each update: `w.grad = None` (or `w.grad.zero_()`), and the same for b.")
+                         "clear them after each update: `w.grad = None` (or `w.grad.zero_()`), "
+                         "and the same for b.")
         if torch.allclose(got_w.detach(), w, atol=1e-7):
             return wrong("w is unchanged.", "subtract `lr * w.grad` from it in every step.")
     for name, value, expected in [("w", got_w, expected_w), ("b", got_b, expected_b)]:
         problem = compare_tensors(value, expected, what=f"the trained {name}", atol=1e-5)
         if problem is not None:
             return problem
-    return solved(f"{steps} steps by hand give the same w and b as torch.optim.SGD.")
+    return solved(f"the same w and b as torch.optim.SGD after {steps} steps from the check's own start.")
 
 
 def _g(t: torch.Tensor) -> torch.Tensor:
@@ -109,7 +113,8 @@ def check_jacobian_by_rows(jacobian_by_rows: Any) -> Outcome:
         got = attempt(jacobian_by_rows, fn, x.clone())
         if isinstance(got, Outcome):
             if got.status == "wrong" and "a second time" in got.message:
-                return wrong(got.message, "keep the graph for the next row: `backward(v, retain_graph=True)`.")
+                return wrong(got.message,
+                             "keep the graph for the next row: `backward(v, retain_graph=True)`.")
             return got
         expected = torch.autograd.functional.jacobian(fn, x)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:

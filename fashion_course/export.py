@@ -238,14 +238,18 @@ def export_onnx(
     *,
     dynamic_batch: bool = True,
     opset_version: int = 18,
+    classes=None,
 ) -> Path:
     """Export to ONNX with input ``images`` of shape ``(batch, 1, 28, 28)``, written atomically.
 
     (A model built for other images, ``in_channels``/``image_size``, takes its own shape.) With
     ``dynamic_batch`` the batch dimension is symbolic, so the file accepts any batch size. The
-    normalisation statistics and class names are stored in the file's metadata.
+    normalisation statistics and class names (``classes``, else the model's, else Fashion-MNIST's)
+    are stored in the file's metadata.
     """
     import onnx
+
+    names = model_classes(model, classes)
 
     # The exporter traces a copy in the default memory format: a channels_last model (the CNN
     # recipe's) computes the same function, but its strides confuse the dynamic batch dimension.
@@ -266,7 +270,7 @@ def export_onnx(
         mean, std = getattr(model, "normalization", (MEAN, STD))
         for key, value in {
             "architecture": model_name(model),
-            "classes": "|".join(model_classes(model)),
+            "classes": "|".join(names),
             "mean": str(mean),
             "std": str(std),
         }.items():

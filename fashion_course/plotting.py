@@ -22,8 +22,12 @@ __all__ = [
 ]
 
 
-def _as_image(x) -> torch.Tensor:
-    """An image as matplotlib draws it: ``(H, W)`` grayscale or ``(H, W, 3)`` colour."""
+def _as_image(x):
+    """An image as matplotlib draws it: ``(H, W)`` grayscale or ``(H, W, 3)`` colour (NumPy)."""
+    return _as_array(x).numpy()
+
+
+def _as_array(x) -> torch.Tensor:
     x = torch.as_tensor(x).detach().cpu().float()
     if x.ndim == 3 and x.shape[0] == 1:
         return x.squeeze(0)
@@ -155,7 +159,7 @@ def plot_confusion_matrix(confusion, *, ax=None, normalize: bool = True, classes
     names = _class_names(classes, cm.shape[0], f"the {cm.shape[0]}x{cm.shape[0]} confusion matrix")
     shown = cm / cm.sum(1, keepdim=True).clamp(min=1) if normalize else cm
     ax = ax or plt.gca()
-    ax.imshow(shown, cmap="Blues")
+    ax.imshow(shown.numpy(), cmap="Blues")
     ticks = range(len(names))
     ax.set_xticks(ticks, names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(ticks, names, fontsize=8)

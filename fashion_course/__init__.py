@@ -48,6 +48,8 @@ if TORCH_IMPORT_ERROR is None:
     from .images import (
         ImageError,
         PreparedImage,
+        folder_name,
+        labelled_images,
         open_image,
         plot_preparation,
         prepare_image,
@@ -63,7 +65,7 @@ if TORCH_IMPORT_ERROR is None:
         random_flip_shift,
         train_val_split,
     )
-    from .models import MODELS, FashionCNN, NeuralNetwork, build_model, count_parameters
+    from .models import MODELS, FashionCNN, NeuralNetwork, build_model, count_parameters, input_shape
     from .plotting import (
         plot_class_grid,
         plot_confusion_matrix,
@@ -121,7 +123,7 @@ __all__ = [
     "export_onnx", "onnx_session", "onnx_logits", "onnx_parity",
     "InMemoryLoader", "in_memory_loaders", "dataloaders", "normalize_transform",
     "random_flip_shift", "random_erase", "batch_augmentation", "train_val_split",
-    "NeuralNetwork", "FashionCNN", "MODELS", "build_model", "count_parameters",
+    "NeuralNetwork", "FashionCNN", "MODELS", "build_model", "count_parameters", "input_shape",
     "show_images", "plot_sample_grid", "plot_class_grid", "plot_history",
     "plot_confusion_matrix", "plot_misclassified",
     "train_loop", "test_loop", "fit", "History", "Evaluation", "evaluate", "predict",
@@ -129,6 +131,7 @@ __all__ = [
     "Recipe", "RECIPES", "build_recipe_model", "augmentation", "make_optimizer", "train_recipe",
     "run_checks", "torchvision_ops_check", "exercises",
     "ImageError", "PreparedImage", "open_image", "to_grayscale", "prepare_image", "plot_preparation",
+    "labelled_images", "folder_name",
     "Prediction", "Classifier", "DEFAULT_THRESHOLD", "load_classifier", "classify_images",
     "format_predictions",
 ]

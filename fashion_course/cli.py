@@ -79,31 +79,52 @@ def _cmd_train(args) -> int:
     return 0 if agree == 1.0 else 1
 
 
-def _load_any(path: Path):
-    """A callable ``X -> logits`` and its normalisation for a .pth or .onnx file."""
-    if path.suffix == ".onnx":
-        from .export import onnx_logits, onnx_session
-
-        session = onnx_session(path)
-        meta = session.get_modelmeta().custom_metadata_map
-        norm = (float(meta.get("mean", 0.2860)), float(meta.get("std", 0.3530)))
-        return (lambda X: onnx_logits(session, X)), norm
-    from .export import load_model
-    from .training import predict
-
-    model = load_model(path)
-    return (lambda X: predict(model, X)), model.normalization
-
-
 def _cmd_evaluate(args) -> int:
     from .data import load_tensors
+    from .export import load_any
 
-    run, (mean, std) = _load_any(Path(args.model))
+    if args.images is not None:
+        return _evaluate_folder(args)
+    loaded = load_any(Path(args.model))
+    mean, std = loaded.normalization
     images, labels = load_tensors(False, root=args.root)
     X = ((images.float() / 255 - mean) / std).unsqueeze(1)
-    predictions = run(X).argmax(1)
+    predictions = loaded.logits_fn(X).argmax(1)
     accuracy = (predictions == labels).float().mean().item()
     print(f"{args.model}: test accuracy {accuracy:.2%} on {len(labels):,} images")
+    return 0
+
+
+def _evaluate_folder(args) -> int:
+    """`evaluate MODEL --images FOLDER`: accuracy and confusion matrix on labelled photos."""
+    import torch
+
+    from .export import load_any
+    from .images import labelled_images, prepare_image
+    from .training import Evaluation
+
+    loaded = load_any(Path(args.model))  # first: its classes decide which folders are valid
+    if loaded.input_shape != (1, 28, 28):
+        raise ValueError(
+            f"{args.model} takes images of shape {loaded.input_shape}, but photos are prepared as "
+            "(1, 28, 28) Fashion-MNIST-like images; evaluate it on your own tensors with "
+            "fc.evaluate(model, loader) instead"
+        )
+    files = labelled_images(args.images, loaded.classes)
+    prepared = [prepare_image(path, normalization=loaded.normalization) for path, _ in files]
+    labels = torch.tensor([label for _, label in files])
+    predictions = loaded.logits_fn(torch.stack([p.tensor for p in prepared])).argmax(1)
+    n = len(loaded.classes)
+    confusion = torch.bincount(labels * n + predictions, minlength=n * n).reshape(n, n)
+    result = Evaluation(predictions, labels, confusion, loaded.classes)
+    print(f"{args.model} on the {len(files)} labelled images in {args.images}")
+    print(result.report())
+    wrong = result.misclassified.tolist()
+    if wrong:
+        print("\nmistakes:")
+        for i in wrong:
+            print(f"  {files[i][0]}: {loaded.classes[labels[i]]} -> "
+                  f"{loaded.classes[predictions[i]]}")
     return 0
 
 
@@ -198,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test accuracy of a .pth or .onnx model")
     p.add_argument("model", help="path to a .pth checkpoint or .onnx file")
     p.add_argument("--root", help="a folder holding the four Fashion-MNIST files")
+    p.add_argument("--images", metavar="FOLDER",
+                   help="evaluate on your own labelled photos instead, laid out as "
+                   "FOLDER/<class name>/*.png (e.g. FOLDER/ankle-boot/boot1.jpg)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify photos of clothing (top-K, or unsure)")

@@ -15,13 +15,15 @@ import pickle
 import re
 import tempfile
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .data import CLASSES, MEAN, STD
-from .models import build_model, model_name
+from .models import IMAGE_SHAPE, build_model, model_name
 
 __all__ = [
     "CheckpointError",
@@ -34,6 +36,8 @@ __all__ = [
     "onnx_session",
     "onnx_logits",
     "onnx_parity",
+    "LoadedModel",
+    "load_any",
 ]
 
 FORMAT = "fashion_course.checkpoint/1"
@@ -44,7 +48,24 @@ class CheckpointError(Exception):
 
 
 class OnnxModelError(Exception):
-    """An ONNX file that is missing, unreadable or does not take 28x28 images."""
+    """An ONNX file that is missing, unreadable or does not take the images it is given."""
+
+
+def model_classes(model: nn.Module, classes=None) -> tuple[str, ...]:
+    """The class names for a model: ``classes`` if given, else its own, else Fashion-MNIST's.
+
+    Refuses names whose count differs from the model's number of outputs, since every plot and
+    report would then put the wrong name on a class.
+    """
+    names = tuple(str(c) for c in (classes if classes is not None else
+                                   getattr(model, "classes", CLASSES)))
+    outputs = getattr(model, "config", {}).get("num_classes")
+    if outputs is not None and outputs != len(names):
+        raise ValueError(
+            f"{type(model).__name__} has {outputs} outputs but {len(names)} class names were "
+            f"given ({', '.join(names[:12])}); pass classes= with one name per output"
+        )
+    return names
 
 
 @contextlib.contextmanager
@@ -111,19 +132,23 @@ def save_checkpoint(
     epoch: int | None = None,
     metrics: dict | None = None,
     normalization: tuple[float, float] | None = None,
+    classes=None,
 ) -> Path:
     """Save weights plus everything needed to rebuild and use the model; returns the path.
 
     The file holds only tensors, numbers, strings, lists and dicts, so it loads with
-    ``weights_only=True``. Pass ``optimizer`` and ``epoch`` to make it resumable.
+    ``weights_only=True``. Pass ``optimizer`` and ``epoch`` to make it resumable, and
+    ``classes`` (one name per output) for a model of your own dataset; the default is the
+    model's ``classes`` attribute (set by :func:`load_model`), else Fashion-MNIST's.
     """
     mean, std = normalization or getattr(model, "normalization", (MEAN, STD))
+    names = model_classes(model, classes)
     payload = {
         "format": FORMAT,
         "architecture": model_name(model),
         "config": dict(model.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "classes": list(CLASSES),
+        "classes": list(names),
         "normalization": {"mean": float(mean), "std": float(std)},
         "torch_version": torch.__version__.split("+")[0],
         # the memory layout the model was trained in: restored on loading, so that the reloaded
@@ -199,6 +224,11 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
         model = model.to(memory_format=torch.channels_last)
     norm = payload.get("normalization", {"mean": MEAN, "std": STD})
     model.normalization = (norm["mean"], norm["std"])
+    classes = payload.get("classes", CLASSES)
+    try:
+        model.classes = model_classes(model, classes)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     return model.to(device).eval()
 
 
@@ -208,20 +238,26 @@ def export_onnx(
     *,
     dynamic_batch: bool = True,
     opset_version: int = 18,
+    classes=None,
 ) -> Path:
     """Export to ONNX with input ``images`` of shape ``(batch, 1, 28, 28)``, written atomically.
 
-    With ``dynamic_batch`` the batch dimension is symbolic, so the file accepts any batch size.
-    The normalisation statistics and class names are stored in the file's metadata.
+    (A model built for other images, ``in_channels``/``image_size``, takes its own shape.) With
+    ``dynamic_batch`` the batch dimension is symbolic, so the file accepts any batch size. The
+    normalisation statistics and class names (``classes``, else the model's, else Fashion-MNIST's)
+    are stored in the file's metadata.
     """
     import onnx
+
+    names = model_classes(model, classes)
 
     # The exporter traces a copy in the default memory format: a channels_last model (the CNN
     # recipe's) computes the same function, but its strides confuse the dynamic batch dimension.
     model = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
     device = next(model.parameters()).device
     # a dynamic batch is traced with 2 examples: a batch of 1 would be taken for a constant
-    dummy = torch.zeros(2 if dynamic_batch else 1, 1, 28, 28, device=device)
+    shape = getattr(model, "input_shape", IMAGE_SHAPE)
+    dummy = torch.zeros(2 if dynamic_batch else 1, *shape, device=device)
     dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=65536)}} if dynamic_batch else None
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -234,7 +270,7 @@ def export_onnx(
         mean, std = getattr(model, "normalization", (MEAN, STD))
         for key, value in {
             "architecture": model_name(model),
-            "classes": "|".join(CLASSES),
+            "classes": "|".join(names),
             "mean": str(mean),
             "std": str(std),
         }.items():
@@ -245,8 +281,12 @@ def export_onnx(
     return path
 
 
-def onnx_session(path: str | os.PathLike):
-    """An onnxruntime CPU session for a course ONNX file, refusing files that don't take 28x28."""
+def onnx_session(path: str | os.PathLike, *, input_shape: tuple[int, int, int] | None = IMAGE_SHAPE):
+    """An onnxruntime CPU session for a course ONNX file, refusing files that don't take 28x28.
+
+    ``input_shape`` is the ``(channels, height, width)`` the file must take; None accepts any
+    single image-batch input (a model built for other images).
+    """
     import onnxruntime as ort
 
     path = Path(path)
@@ -260,9 +300,12 @@ def onnx_session(path: str | os.PathLike):
         ) from None
     inputs = session.get_inputs()
     shape = inputs[0].shape if len(inputs) == 1 else None
-    if shape is None or len(shape) != 4 or list(shape[1:]) != [1, 28, 28]:
+    wanted = list(input_shape) if input_shape is not None else None
+    if (shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:])
+            or (wanted is not None and list(shape[1:]) != wanted)):
+        expected = f"(batch, {', '.join(map(str, wanted))})" if wanted else "(batch, C, H, W)"
         raise OnnxModelError(
-            f"{path} expects input {[i.shape for i in inputs]}, not one (batch, 1, 28, 28) image "
+            f"{path} expects input {[i.shape for i in inputs]}, not one {expected} image "
             "batch; export a course model with `python -m fashion_course export`"
         )
     return session
@@ -274,7 +317,13 @@ def onnx_logits(session, X) -> torch.Tensor:
 
     array = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
     array = array.astype(np.float32, copy=False)
-    fixed = session.get_inputs()[0].shape[0]
+    fixed, *expected = session.get_inputs()[0].shape
+    if list(array.shape[1:]) != expected:
+        raise OnnxModelError(
+            f"this ONNX model expects a batch of images of shape (batch, "
+            f"{', '.join(map(str, expected))}), but got {tuple(array.shape)}: convert your "
+            "images to that shape first"
+        )
     if isinstance(fixed, int) and fixed != len(array):
         raise OnnxModelError(
             f"this ONNX model was exported for batches of exactly {fixed} but got {len(array)}; "
@@ -289,3 +338,35 @@ def onnx_parity(model: nn.Module, session, X: torch.Tensor) -> float:
     from .training import predict
 
     return (predict(model, X) - onnx_logits(session, X)).abs().max().item()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A saved model ready to run: ``logits_fn(X)`` on a normalised batch, and what it expects."""
+
+    logits_fn: Callable[[torch.Tensor], torch.Tensor]
+    normalization: tuple[float, float]
+    classes: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+
+
+def load_any(path: str | os.PathLike) -> LoadedModel:
+    """Load a ``.pth`` checkpoint or an ``.onnx`` file behind one interface.
+
+    Used by ``python -m fashion_course evaluate`` and :func:`fashion_course.load_classifier`; the
+    class names and normalisation come from the file (Fashion-MNIST's when an ONNX file has none).
+    """
+    path = Path(path)
+    if path.suffix == ".onnx":
+        session = onnx_session(path, input_shape=None)
+        meta = session.get_modelmeta().custom_metadata_map
+        norm = (float(meta.get("mean", MEAN)), float(meta.get("std", STD)))
+        classes = tuple(meta["classes"].split("|")) if meta.get("classes") else CLASSES
+        shape = tuple(session.get_inputs()[0].shape[1:])
+        return LoadedModel(lambda X: onnx_logits(session, X), norm, classes, shape)
+    from .training import predict
+
+    model = load_model(path)
+    return LoadedModel(
+        lambda X: predict(model, X), model.normalization, model.classes, tuple(model.input_shape)
+    )

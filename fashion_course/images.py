@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from .data import MEAN, STD
+from .data import CLASSES, MEAN, STD
 
 __all__ = [
     "ImageError",
@@ -33,6 +33,9 @@ __all__ = [
     "to_grayscale",
     "prepare_image",
     "plot_preparation",
+    "IMAGE_SUFFIXES",
+    "folder_name",
+    "labelled_images",
 ]
 
 # A 40-megapixel phone photo is fine; a header that declares more is refused before decoding,
@@ -43,6 +46,8 @@ MAX_BYTES = 64 * 1024 * 1024
 WORKING_SIZE = 512
 # A pixel belongs to the garment above this fraction of the garment's brightness.
 OBJECT_THRESHOLD = 0.05
+# The files a folder of labelled photos is read for (the suffixes torchvision's ImageFolder reads).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 class ImageError(ValueError):
@@ -288,3 +293,54 @@ def plot_preparation(prepared: PreparedImage, *, fig=None, size: float = 2.2):
         ax.set_title(f"{title}\n{a.shape[1]}x{a.shape[0]}", fontsize=8)
         ax.axis("off")
     return fig
+
+
+def folder_name(class_name: str) -> str:
+    """The folder name for a class: lower case, every run of other characters one ``-``.
+
+    ``"T-shirt/top"`` -> ``"t-shirt-top"``, ``"Ankle boot"`` -> ``"ankle-boot"``: a class name
+    may hold a ``/``, which no folder name can.
+    """
+    return re.sub(r"[^0-9a-z]+", "-", str(class_name).lower()).strip("-")
+
+
+def labelled_images(
+    folder: str | os.PathLike, classes=CLASSES
+) -> list[tuple[Path, int]]:
+    """``(path, class index)`` for every photo in ``folder/<class name>/``, sorted.
+
+    A class folder may be named like the class or like :func:`folder_name` of it (``Ankle boot``,
+    ``ankle_boot`` and ``ankle-boot`` all mean "Ankle boot"); hidden files and files that are not
+    images by their suffix are skipped. A missing or empty folder, or a folder that names no
+    class, raises :class:`ImageError` saying what to do. (torchvision's ``ImageFolder`` reads the
+    same layout, but numbers the folders it finds instead of matching a model's classes.)
+    """
+    folder = Path(folder)
+    index = {folder_name(c): i for i, c in enumerate(classes)}
+    expected = ", ".join(index)
+    layout = f"lay the photos out as {folder}/<class>/*.png with one folder per class, named {expected}"
+    if not folder.is_dir():
+        raise ImageError(f"{folder} is not a folder; {layout}")
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subfolders:
+        raise ImageError(f"{folder} has no class folders; {layout}")
+    unknown = [p.name for p in subfolders if folder_name(p.name) not in index]
+    if unknown:
+        raise ImageError(
+            f"{folder} has folders that name no class of the model ({', '.join(unknown)}); name "
+            f"each class folder after one of the model's classes: {expected}"
+        )
+    found = []
+    for sub in subfolders:
+        label = index[folder_name(sub.name)]
+        found += [
+            (path, label) for path in sorted(sub.iterdir())
+            if path.is_file() and not path.name.startswith(".")
+            and path.suffix.lower() in IMAGE_SUFFIXES
+        ]
+    if not found:
+        raise ImageError(
+            f"{folder} has class folders but no images in them ({', '.join(IMAGE_SUFFIXES)}); "
+            f"{layout}"
+        )
+    return found

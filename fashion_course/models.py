@@ -5,9 +5,60 @@
 
 from __future__ import annotations
 
+import math
+
 from torch import nn
 
-__all__ = ["NeuralNetwork", "FashionCNN", "MODELS", "build_model", "count_parameters"]
+__all__ = [
+    "NeuralNetwork", "FashionCNN", "MODELS", "build_model", "count_parameters", "input_shape",
+]
+
+IMAGE_SHAPE = (1, 28, 28)  # Fashion-MNIST: one channel (grayscale), 28x28 pixels
+
+
+def _image_config(in_channels: int, image_size) -> tuple[dict, tuple[int, int, int]]:
+    """The non-default image settings (for ``config``) and the full ``(C, H, W)`` input shape.
+
+    Only settings that differ from Fashion-MNIST's are recorded, so the course's own models and
+    checkpoints describe themselves exactly as before.
+    """
+    height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    shape = (int(in_channels), int(height), int(width))
+    if min(shape) < 1:
+        raise ValueError(f"in_channels and image_size must be positive, not {shape}")
+    config = {}
+    if shape[0] != IMAGE_SHAPE[0]:
+        config["in_channels"] = shape[0]
+    if shape[1:] != IMAGE_SHAPE[1:]:
+        config["image_size"] = shape[1] if shape[1] == shape[2] else list(shape[1:])
+    return config, shape
+
+
+def _check_input(model: nn.Module, x, *, flat_ok: bool) -> None:
+    """Refuse a batch of the wrong shape with one message saying what was expected and what to do.
+
+    Without it a wrong shape fails deep inside a layer ("mat1 and mat2 shapes cannot be
+    multiplied"), which names neither the images nor the fix.
+    """
+    expected = model.input_shape
+    got = tuple(x.shape[1:])
+    if got == expected or (flat_ok and x.dim() >= 2 and math.prod(got) == math.prod(expected)):
+        return
+    name = type(model).__name__
+    wanted = f"{name} expects a batch of images of shape (batch, {', '.join(map(str, expected))})"
+    if tuple(x.shape) == expected:
+        raise ValueError(f"{wanted}, but got one image {tuple(x.shape)} without a batch dimension: "
+                         "pass X.unsqueeze(0)")
+    fix = ""
+    if len(got) == 3:
+        size = got[1] if got[1] == got[2] else list(got[1:])
+        fix = f"build the model for your images ({name}(num_classes=..., in_channels={got[0]}, " \
+              f"image_size={size})), or "
+    raise ValueError(
+        f"{wanted}, but got {tuple(x.shape)}: {fix}convert your images to {expected[0]} "
+        f"channel(s) of {expected[1]}x{expected[2]} pixels (e.g. torchvision.transforms.Grayscale "
+        "and Resize)"
+    )
 
 
 class NeuralNetwork(nn.Module):
@@ -15,14 +66,20 @@ class NeuralNetwork(nn.Module):
 
     The last layer returns logits with no activation: ``nn.CrossEntropyLoss`` applies
     log-softmax itself, and a ReLU there would clip every negative logit to zero.
+    ``in_channels`` and ``image_size`` (an int or ``(height, width)``) fit it to other images,
+    e.g. ``NeuralNetwork(num_classes=5, in_channels=3, image_size=32)`` for small colour photos.
     """
 
-    def __init__(self, hidden: int = 512, num_classes: int = 10) -> None:
+    def __init__(
+        self, hidden: int = 512, num_classes: int = 10, *, in_channels: int = 1,
+        image_size: int | tuple[int, int] = 28,
+    ) -> None:
         super().__init__()
-        self.config = {"hidden": hidden, "num_classes": num_classes}
+        image_config, self.input_shape = _image_config(in_channels, image_size)
+        self.config = {"hidden": hidden, "num_classes": num_classes, **image_config}
         self.flatten = nn.Flatten()
         self.linear_relu_stack = nn.Sequential(
-            nn.Linear(28 * 28, hidden),
+            nn.Linear(math.prod(self.input_shape), hidden),
             nn.ReLU(),
             nn.Linear(hidden, hidden),
             nn.ReLU(),
@@ -30,6 +87,8 @@ class NeuralNetwork(nn.Module):
         )
 
     def forward(self, x):
+        if tuple(x.shape[1:]) != self.input_shape:  # (N, 28, 28) or (N, 784) flatten the same
+            _check_input(self, x, flat_ok=True)
         x = self.flatten(x)
         logits = self.linear_relu_stack(x)
         return logits
@@ -52,7 +111,8 @@ class FashionCNN(nn.Module):
     -> dropout -> linear (hidden) -> ReLU -> dropout -> linear -> 10 logits. The classifier sees
     every position (no global pooling): where a feature appears (a collar, a sleeve, a heel)
     matters for telling garments apart. Sized to pass 93 % test accuracy in under five minutes
-    of training on a 2-core CPU with ``RECIPES["cnn"]`` (07_cnn).
+    of training on a 2-core CPU with ``RECIPES["cnn"]`` (07_cnn). ``in_channels`` and
+    ``image_size`` fit it to other images (each side is halved twice, rounding down).
     """
 
     def __init__(
@@ -61,28 +121,38 @@ class FashionCNN(nn.Module):
         num_classes: int = 10,
         hidden: int = 256,
         dropout: float = 0.25,
+        *,
+        in_channels: int = 1,
+        image_size: int | tuple[int, int] = 28,
     ) -> None:
         super().__init__()
         c1, c2, c3 = channels
+        image_config, self.input_shape = _image_config(in_channels, image_size)
+        _, height, width = self.input_shape
+        if min(height, width) < 4:
+            raise ValueError(f"FashionCNN pools twice: images need at least 4x4 pixels, not "
+                             f"{height}x{width}")
         self.config = {
             "channels": list(channels), "num_classes": num_classes, "hidden": hidden,
-            "dropout": dropout,
+            "dropout": dropout, **image_config,
         }
         self.features = nn.Sequential(
-            _conv_block(1, c1, pool=True),
+            _conv_block(self.input_shape[0], c1, pool=True),
             _conv_block(c1, c2, pool=True),
             _conv_block(c2, c3, pool=False),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(dropout),
-            nn.Linear(c3 * 7 * 7, hidden),
+            nn.Linear(c3 * (height // 4) * (width // 4), hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x):
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
+            _check_input(self, x, flat_ok=False)
         return self.classifier(self.features(x))
 
 
@@ -114,3 +184,9 @@ def model_name(model: nn.Module) -> str:
 def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
     """The number of (trainable) parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def input_shape(model: nn.Module) -> tuple[int, int, int] | None:
+    """The ``(channels, height, width)`` a course model takes; None for other models."""
+    shape = getattr(model, "input_shape", None)
+    return tuple(shape) if shape is not None else None

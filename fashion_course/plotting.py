@@ -1,7 +1,9 @@
 """Figures of real data: sample grids, training curves, confusion matrices, mistakes.
 
 Every helper takes an ``ax`` (or a ``fig``) and returns it; none calls ``plt.show()`` or changes
-global style. Taught across 02 (grids), 05 (curves, confusion matrix, mistakes) and 07.
+global style. Taught across 02 (grids), 05 (curves, confusion matrix, mistakes) and 07. They work
+for any labelled image dataset: ``classes=`` names its classes (Fashion-MNIST's by default), and
+images may be grayscale ``(1, H, W)``/``(H, W)`` or colour ``(3, H, W)``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,54 @@ __all__ = [
 ]
 
 
-def _as_image(x) -> torch.Tensor:
+def _as_image(x):
+    """An image as matplotlib draws it: ``(H, W)`` grayscale or ``(H, W, 3)`` colour (NumPy)."""
+    return _as_array(x).numpy()
+
+
+def _as_array(x) -> torch.Tensor:
     x = torch.as_tensor(x).detach().cpu().float()
-    return x.squeeze(0) if x.ndim == 3 else x
+    if x.ndim == 3 and x.shape[0] == 1:
+        return x.squeeze(0)
+    if x.ndim == 3 and x.shape[0] == 3:  # a colour tensor (C, H, W): matplotlib wants (H, W, C)
+        low, high = x.min(), x.max()
+        if low < 0 or high > 1:  # normalised: stretch to [0, 1] so that nothing is clipped
+            x = (x - low) / (high - low).clamp(min=1e-12)
+        return x.permute(1, 2, 0)
+    if x.ndim == 2:
+        return x
+    if x.ndim == 3 and x.shape[2] == 3:  # already (H, W, 3), e.g. a uint8 array of a dataset
+        return x / 255 if x.max() > 1 else x
+    raise ValueError(
+        f"cannot draw an image of shape {tuple(x.shape)}: pass (H, W), (1, H, W) or (3, H, W) "
+        "tensors (a PIL image becomes one with torchvision.transforms.functional.to_tensor)"
+    )
+
+
+def _class_names(classes, count: int, what: str) -> tuple[str, ...]:
+    """``classes`` as a tuple, refused with one message unless it has exactly ``count`` names."""
+    names = tuple(str(c) for c in classes)
+    if len(names) != count:
+        raise ValueError(
+            f"{what} has {count} classes but {len(names)} class names were given "
+            f"({', '.join(names[:12])}); pass classes= with one name per class"
+        )
+    return names
+
+
+def _name(classes, label) -> str:
+    index = int(label)
+    if not 0 <= index < len(classes):
+        raise ValueError(
+            f"label {index} has no name among the {len(classes)} classes; pass classes= naming "
+            "every class of your dataset (for an ImageFolder: classes=dataset.classes)"
+        )
+    return str(classes[index])
 
 
 def show_images(images, titles=None, *, ncols: int = 8, fig=None, size: float = 1.4):
-    """Draw images (``(N, 28, 28)`` or ``(N, 1, 28, 28)``) in a grid with optional titles."""
+    """Draw images (``(N, H, W)``, ``(N, 1, H, W)`` or colour ``(N, 3, H, W)``) in a grid with
+    optional titles."""
     import matplotlib.pyplot as plt
 
     n = len(images)
@@ -42,27 +85,36 @@ def show_images(images, titles=None, *, ncols: int = 8, fig=None, size: float = 
     return fig
 
 
-def plot_sample_grid(dataset, *, rows: int = 3, cols: int = 3, generator=None, fig=None):
+def plot_sample_grid(
+    dataset, *, rows: int = 3, cols: int = 3, generator=None, fig=None, classes=CLASSES
+):
     """A ``rows`` x ``cols`` grid of random samples of a dataset, titled with their class."""
     picks = torch.randint(len(dataset), (rows * cols,), generator=generator).tolist()
     samples = [dataset[i] for i in picks]
     return show_images(
-        [img for img, _ in samples], [CLASSES[int(label)] for _, label in samples],
+        [img for img, _ in samples], [_name(classes, label) for _, label in samples],
         ncols=cols, fig=fig, size=2.0,
     )
 
 
-def plot_class_grid(images, labels, *, per_class: int = 8, fig=None):
-    """One row per class with its first ``per_class`` examples (``images`` ``(N, 28, 28)``)."""
+def plot_class_grid(images, labels, *, per_class: int = 8, fig=None, classes=CLASSES):
+    """One row per class with its first ``per_class`` examples (``images`` ``(N, 28, 28)``).
+
+    A class with fewer examples leaves the rest of its row empty.
+    """
     import matplotlib.pyplot as plt
 
     labels = torch.as_tensor(labels)
-    fig = fig or plt.figure(figsize=(per_class * 0.9 + 1.5, len(CLASSES) * 0.9))
-    axes = fig.subplots(len(CLASSES), per_class)
-    for c, name in enumerate(CLASSES):
+    classes = tuple(str(c) for c in classes)
+    if len(labels) and int(labels.max()) >= len(classes):
+        _name(classes, labels.max())
+    fig = fig or plt.figure(figsize=(per_class * 0.9 + 1.5, len(classes) * 0.9))
+    axes = fig.subplots(len(classes), per_class, squeeze=False)
+    for c, name in enumerate(classes):
         index = (labels == c).nonzero().flatten()[:per_class]
         for j, ax in enumerate(axes[c]):
-            ax.imshow(_as_image(images[index[j]]), cmap="gray")
+            if j < len(index):
+                ax.imshow(_as_image(images[index[j]]), cmap="gray")
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
@@ -93,17 +145,24 @@ def plot_history(histories, *, ax=None, metric: str = "test_accuracy", x: str = 
     return ax
 
 
-def plot_confusion_matrix(confusion, *, ax=None, normalize: bool = True):
-    """A confusion matrix (rows = true class, columns = predicted) with counts or row shares."""
+def plot_confusion_matrix(confusion, *, ax=None, normalize: bool = True, classes=CLASSES):
+    """A confusion matrix (rows = true class, columns = predicted) with counts or row shares.
+
+    ``classes`` labels the rows and columns; pass ``evaluation.classes`` (or your dataset's
+    names) for a dataset other than Fashion-MNIST.
+    """
     import matplotlib.pyplot as plt
 
     cm = torch.as_tensor(confusion).float()
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"a confusion matrix is square, not of shape {tuple(cm.shape)}")
+    names = _class_names(classes, cm.shape[0], f"the {cm.shape[0]}x{cm.shape[0]} confusion matrix")
     shown = cm / cm.sum(1, keepdim=True).clamp(min=1) if normalize else cm
     ax = ax or plt.gca()
-    ax.imshow(shown, cmap="Blues")
-    ticks = range(len(CLASSES))
-    ax.set_xticks(ticks, CLASSES, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(ticks, CLASSES, fontsize=8)
+    ax.imshow(shown.numpy(), cmap="Blues")
+    ticks = range(len(names))
+    ax.set_xticks(ticks, names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(ticks, names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     for i in ticks:
@@ -116,9 +175,11 @@ def plot_confusion_matrix(confusion, *, ax=None, normalize: bool = True):
     return ax
 
 
-def plot_misclassified(images, labels, predictions, *, count: int = 16, ncols: int = 8, fig=None):
+def plot_misclassified(
+    images, labels, predictions, *, count: int = 16, ncols: int = 8, fig=None, classes=CLASSES
+):
     """The first ``count`` mistakes, titled ``true -> predicted``."""
     labels, predictions = torch.as_tensor(labels), torch.as_tensor(predictions)
     wrong = (labels != predictions).nonzero().flatten()[:count].tolist()
-    titles = [f"{CLASSES[labels[i]]}\n-> {CLASSES[predictions[i]]}" for i in wrong]
+    titles = [f"{_name(classes, labels[i])}\n-> {_name(classes, predictions[i])}" for i in wrong]
     return show_images([images[i] for i in wrong], titles, ncols=ncols, fig=fig, size=1.6)

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from .data import CLASSES, MEAN, STD, default_data_dir
-from .export import CheckpointError
+from .export import CheckpointError, load_any, model_classes
 from .images import PreparedImage, prepare_image
 
 __all__ = [
@@ -67,17 +67,30 @@ class Prediction:
 
 
 class Classifier:
-    """A model (``.pth``, ``.onnx`` or an in-memory module) with the normalisation it expects."""
+    """A model (``.pth``, ``.onnx`` or an in-memory module) with the normalisation it expects.
+
+    ``classes`` names the model's outputs in order (Fashion-MNIST's by default); ``input_shape``
+    is the ``(channels, height, width)`` it takes.
+    """
 
     def __init__(self, logits_fn: Callable[[torch.Tensor], torch.Tensor],
-                 normalization: tuple[float, float], name: str = "model") -> None:
+                 normalization: tuple[float, float], name: str = "model", *,
+                 classes=CLASSES, input_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
         self.logits_fn = logits_fn
         self.normalization = (float(normalization[0]), float(normalization[1]))
         self.name = name
+        self.classes = tuple(str(c) for c in classes)
+        self.input_shape = tuple(input_shape)
 
     def probabilities(self, X: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities for a normalised batch ``(N, 1, 28, 28)``."""
-        return self.logits_fn(X).float().softmax(dim=1)
+        probs = self.logits_fn(X).float().softmax(dim=1)
+        if probs.shape[1] != len(self.classes):
+            raise ValueError(
+                f"{self.name} gives {probs.shape[1]} class scores but has {len(self.classes)} "
+                "class names; pass classes= with one name per output"
+            )
+        return probs
 
     def classify(
         self, prepared: Iterable[PreparedImage], *, top: int = 3,
@@ -87,13 +100,22 @@ class Classifier:
         prepared = list(prepared)
         if not prepared:
             return []
+        if self.input_shape != (1, *prepared[0].pixels.shape):
+            raise ValueError(
+                f"{self.name} takes images of shape {self.input_shape}, but photos are prepared "
+                f"as {(1, *prepared[0].pixels.shape)} Fashion-MNIST-like images; for other "
+                "images, classify your own tensors with fc.predict(model, X)"
+            )
+        if not 1 <= top <= len(self.classes):
+            raise ValueError(f"--top must be between 1 and {len(self.classes)}, not {top}")
         mean, std = self.normalization  # the statistics this model was trained with
         X = (torch.stack([p.pixels for p in prepared]).unsqueeze(1) - mean) / std
         probs = self.probabilities(X)
         results = []
         for item, p in zip(prepared, probs, strict=True):
             values, indices = p.topk(top)
-            ranked = [(CLASSES[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
+            ranked = [(self.classes[i], float(v))
+                      for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
             if not item.found_object:
                 reason = "nothing stands out from the background"
             elif ranked[0][1] < threshold:
@@ -104,17 +126,23 @@ class Classifier:
         return results
 
 
-def load_classifier(model: nn.Module | str | os.PathLike | None = None) -> Classifier:
+def load_classifier(
+    model: nn.Module | str | os.PathLike | None = None, *, classes=None
+) -> Classifier:
     """A :class:`Classifier` from a module, a ``.pth``/``.onnx`` path, or the default trained model.
 
     With no ``model``, uses ``data/model_cnn.pth`` or else ``data/model.pth`` (the files
-    ``python -m fashion_course train`` writes).
+    ``python -m fashion_course train`` writes). The class names come from ``classes``, else the
+    file (or the module's ``classes`` attribute), else Fashion-MNIST's.
     """
     if isinstance(model, nn.Module):
+        from .models import IMAGE_SHAPE
         from .training import predict
 
         norm = getattr(model, "normalization", (MEAN, STD))
-        return Classifier(lambda X: predict(model, X), norm, type(model).__name__)
+        return Classifier(lambda X: predict(model, X), norm, type(model).__name__,
+                          classes=model_classes(model, classes),
+                          input_shape=getattr(model, "input_shape", IMAGE_SHAPE))
     if model is None:
         folder = default_data_dir()
         found = [folder / name for name in DEFAULT_MODELS if (folder / name).is_file()]
@@ -124,11 +152,11 @@ def load_classifier(model: nn.Module | str | os.PathLike | None = None) -> Class
                 "): train one with `python -m fashion_course train` or pass --model PATH"
             )
         model = found[0]
-    from .cli import _load_any  # one loader for .pth and .onnx, shared with `evaluate`
-
     path = Path(model)
-    logits_fn, norm = _load_any(path)
-    return Classifier(logits_fn, norm, str(path))
+    loaded = load_any(path)  # one loader for .pth and .onnx, shared with `evaluate`
+    names = tuple(classes) if classes is not None else loaded.classes
+    return Classifier(loaded.logits_fn, loaded.normalization, str(path), classes=names,
+                      input_shape=loaded.input_shape)
 
 
 def classify_images(
@@ -137,19 +165,27 @@ def classify_images(
     model: nn.Module | str | os.PathLike | Classifier | None = None,
     top: int = 3,
     threshold: float = DEFAULT_THRESHOLD,
+    classes=None,
 ) -> list[Prediction]:
     """Prepare and classify images (file paths or Pillow images) with ``model``.
 
     ``model`` is a module, a ``.pth`` or ``.onnx`` path, a :class:`Classifier`, or None for the
-    default trained model. Every image is opened and checked before the model is loaded, so a
-    bad file costs nothing; the first unusable one raises ``ImageError`` naming it.
+    default trained model; ``classes`` overrides the class names it carries. Every image is
+    opened and checked before the model is loaded, so a bad file costs nothing; the first
+    unusable one raises ``ImageError`` naming it.
     """
-    if not 1 <= top <= len(CLASSES):
-        raise ValueError(f"--top must be between 1 and {len(CLASSES)}, not {top}")
+    if top < 1:  # the upper bound is the model's number of classes, checked once it is loaded
+        raise ValueError(f"--top must be at least 1, not {top}")
     if not 0 <= threshold <= 1:
         raise ValueError(f"--threshold must be a probability between 0 and 1, not {threshold}")
     prepared = [prepare_image(path) for path in images]
-    classifier = model if isinstance(model, Classifier) else load_classifier(model)
+    if isinstance(model, Classifier):
+        classifier = model
+        if classes is not None:
+            classifier = Classifier(model.logits_fn, model.normalization, model.name,
+                                    classes=classes, input_shape=model.input_shape)
+    else:
+        classifier = load_classifier(model, classes=classes)
     return classifier.classify(prepared, top=top, threshold=threshold)
 
 

@@ -162,11 +162,16 @@ def fit(
 
 @dataclass
 class Evaluation:
-    """Predictions on a whole split: accuracy, confusion matrix (rows = true class)."""
+    """Predictions on a whole split: accuracy, confusion matrix (rows = true class).
+
+    ``classes`` names the rows and columns (Fashion-MNIST's unless :func:`evaluate` was given
+    others); :meth:`report` prints them as text.
+    """
 
     predictions: torch.Tensor
     labels: torch.Tensor
     confusion: torch.Tensor
+    classes: tuple[str, ...] = field(default_factory=lambda: _default_classes())
 
     @property
     def accuracy(self) -> float:
@@ -180,6 +185,35 @@ class Evaluation:
     def misclassified(self) -> torch.Tensor:
         """Indices (into the split) of the samples the model got wrong."""
         return (self.predictions != self.labels).nonzero().flatten()
+
+    def report(self) -> str:
+        """Accuracy, then per class: images, correct, accuracy; then the confusion matrix.
+
+        Classes without images show ``-`` as their accuracy. The matrix's columns are numbered
+        like the rows, so that long class names do not make it unreadable.
+        """
+        counts, correct = self.confusion.sum(1).tolist(), self.confusion.diag().tolist()
+        total, right = int(sum(counts)), int(sum(correct))
+        width = max(len("class"), *(len(c) for c in self.classes))
+        lines = [f"accuracy {right / max(total, 1):.2%} ({right} of {total} images)", "",
+                 f"{'':3} {'class':<{width}}  images  correct  accuracy"]
+        for i, name in enumerate(self.classes):
+            share = f"{correct[i] / counts[i]:.1%}" if counts[i] else "-"
+            lines.append(f"{i:>3} {name:<{width}}  {counts[i]:>6}  {correct[i]:>7}  {share:>8}")
+        cell = max(3, len(str(int(self.confusion.max()))) + 1 if self.confusion.numel() else 3)
+        lines += ["", "confusion matrix (rows: true class, columns: predicted class, numbered as "
+                  "above)", f"{'':3} {'':<{width}} " + "".join(f"{j:>{cell}}" for j in
+                                                       range(len(self.classes)))]
+        for i, name in enumerate(self.classes):
+            row = "".join(f"{int(v):>{cell}}" for v in self.confusion[i].tolist())
+            lines.append(f"{i:>3} {name:<{width}} {row}")
+        return "\n".join(lines)
+
+
+def _default_classes() -> tuple[str, ...]:
+    from .data import CLASSES
+
+    return tuple(CLASSES)
 
 
 def predict(model, X: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
@@ -211,18 +245,45 @@ def flip_tta_accuracy(model, dataloader) -> float:
     return correct / max(seen, 1)
 
 
-def evaluate(model, dataloader, *, num_classes: int = 10) -> Evaluation:
-    """Predict every sample of ``dataloader`` (unshuffled) and build the confusion matrix."""
+def evaluate(model, dataloader, *, num_classes: int | None = None, classes=None) -> Evaluation:
+    """Predict every sample of ``dataloader`` (unshuffled) and build the confusion matrix.
+
+    ``classes`` names the classes (default: the model's ``classes`` attribute, else
+    Fashion-MNIST's ten); ``num_classes``, if given, must agree with them. A label outside the
+    classes, or a model with a different number of outputs, is refused with one message.
+    """
+    if classes is None:
+        classes = getattr(model, "classes", None)
+        if classes is None:
+            classes = _default_classes() if num_classes in (None, 10) else tuple(
+                str(i) for i in range(num_classes))
+    classes = tuple(str(c) for c in classes)
+    if num_classes is not None and num_classes != len(classes):
+        raise ValueError(f"num_classes={num_classes} but {len(classes)} class names were given; "
+                         "pass only classes=")
+    num_classes = len(classes)
     device = _device_of(model)
     model.eval()
     predictions, labels = [], []
     with torch.no_grad():
         for X, y in dataloader:
-            predictions.append(model(X.to(device)).argmax(1).cpu())
-            labels.append(y.cpu())
+            logits = model(X.to(device))
+            if logits.shape[1] != num_classes:
+                raise ValueError(
+                    f"the model gives {logits.shape[1]} class scores but {num_classes} classes "
+                    f"were named ({', '.join(classes[:12])}); pass classes= with one name per "
+                    "output"
+                )
+            predictions.append(logits.argmax(1).cpu())
+            labels.append(torch.as_tensor(y).cpu())
     pred, true = torch.cat(predictions), torch.cat(labels)
+    if len(true) and not 0 <= int(true.min()) <= int(true.max()) < num_classes:
+        raise ValueError(
+            f"labels run from {int(true.min())} to {int(true.max())}, but there are only "
+            f"{num_classes} classes ({', '.join(classes[:12])}); pass classes= naming them all"
+        )
     confusion = torch.bincount(true * num_classes + pred, minlength=num_classes**2)
-    return Evaluation(pred, true, confusion.reshape(num_classes, num_classes))
+    return Evaluation(pred, true, confusion.reshape(num_classes, num_classes), classes)
 
 
 @dataclass(frozen=True)

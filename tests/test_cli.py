@@ -117,3 +117,124 @@ def test_train_cnn_for_one_epoch_saves_a_cnn_that_onnx_reproduces(real_data, tmp
     assert model.config == fc.build_recipe_model(fc.RECIPES["cnn"]).config
     metrics = fc.load_checkpoint(tmp_path / "model_cnn.pth")["metrics"]
     assert metrics["flip_tta_accuracy"] == pytest.approx(tta, abs=1e-4)
+
+
+# `evaluate MODEL --images FOLDER`: a learner's own labelled photos, FOLDER/<class>/*.png
+
+EXAMPLE_PHOTOS = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.png"))
+OWN_CLASSES = ["boots", "bags", "tops"]
+
+
+def photo_folder(root: Path, photos=EXAMPLE_PHOTOS) -> Path:
+    """Photos named like ``ankle-boot_test00000.png`` copied to ``root/ankle-boot/``."""
+    for photo in photos:
+        folder = root / photo.name.split("_")[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, folder / photo.name)
+    return root
+
+
+def report_rows(stdout: str) -> dict[str, list[int]]:
+    """The per-class table of the report: ``{class: [index, images, correct]}``."""
+    table = stdout.split(" class ")[1].split("\n\n")[0].splitlines()[1:]
+    rows = [re.fullmatch(r"\s*(\d+) (.+?)\s+(\d+)\s+(\d+)\s+(\S+)", line) for line in table]
+    return {m.group(2): [int(m.group(1)), int(m.group(3)), int(m.group(4))] for m in rows}
+
+
+def report_matrix(stdout: str, classes) -> torch.Tensor:
+    lines = stdout.split("confusion matrix")[1].split("\n\n")[0].splitlines()[2:]
+    assert len(lines) == len(classes)
+    return torch.tensor([[int(v) for v in line.split(name, 1)[1].split()]
+                         for line, name in zip(lines, classes, strict=True)])
+
+
+def test_evaluate_images_reports_per_class_results_on_the_example_photos(trained, tmp_path):
+    out, _ = trained
+    folder = photo_folder(tmp_path / "photos")
+    done = run_cli("evaluate", str(out / "model.pth"), "--images", str(folder))
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    correct, total = map(int, re.search(r"accuracy [\d.]+% \((\d+) of (\d+) images\)",
+                                        done.stdout).groups())
+    assert total == 12 and correct >= 11, done.stdout  # the rate tests/test_predict.py states
+    # the oracle: predict's own path, photo by photo
+    truth = {fc.folder_name(c): i for i, c in enumerate(fc.CLASSES)}
+    answers = fc.classify_images(EXAMPLE_PHOTOS, model=out / "model.pth", top=1, threshold=0)
+    expected = torch.zeros(10, 10, dtype=torch.long)
+    for photo, answer in zip(EXAMPLE_PHOTOS, answers, strict=True):
+        expected[truth[photo.name.split("_")[0]], fc.CLASSES.index(answer.top[0][0])] += 1
+    assert torch.equal(report_matrix(done.stdout, fc.CLASSES), expected)
+    assert correct == int(expected.trace())
+    rows = report_rows(done.stdout)
+    assert list(rows) == list(fc.CLASSES)
+    assert rows["Shirt"][:2] == [6, 2] and rows["Coat"][:2] == [4, 2] and rows["Bag"][:2] == [8, 1]
+    assert [r[2] for r in rows.values()] == expected.diag().tolist()
+    assert done.stdout.count(" -> ") == 12 - correct  # one line per mistake, naming the photo
+    onnx = run_cli("evaluate", str(out / "model.onnx"), "--images", str(folder))
+    assert onnx.returncode == 0, onnx.stderr
+    assert onnx.stdout.split("\n", 1)[1] == done.stdout.split("\n", 1)[1]
+
+
+def own_model(path: Path, **config) -> Path:
+    """An untrained 3-class model of the learner's own classes (names stored in the file)."""
+    torch.manual_seed(0)
+    model = fc.NeuralNetwork(hidden=8, num_classes=3, **config)
+    return fc.save_checkpoint(path, model, classes=OWN_CLASSES)
+
+
+def test_evaluate_images_uses_the_class_names_stored_in_the_model(tmp_path):
+    model = own_model(tmp_path / "own.pth")
+    folder = tmp_path / "photos"
+    for name, photos in (("boots", EXAMPLE_PHOTOS[:2]), ("Tops", EXAMPLE_PHOTOS[2:3])):
+        (folder / name).mkdir(parents=True)
+        for photo in photos:
+            shutil.copy(photo, folder / name / photo.name)
+    done = run_cli("evaluate", str(model), "--images", str(folder))
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    rows = report_rows(done.stdout)
+    assert list(rows) == OWN_CLASSES
+    assert [rows[c][1] for c in OWN_CLASSES] == [2, 0, 1]
+    assert re.search(r"\((\d) of 3 images\)", done.stdout)
+
+
+def write_case(case: str, folder: Path) -> str:
+    """Lay out one mistaken folder; returns what the one-line error must say."""
+    if case == "missing":
+        return "is not a folder"
+    folder.mkdir()
+    if case == "empty":
+        return "has no class folders; lay the photos out as"
+    if case == "fashion-names":  # Fashion-MNIST's folder names for a model of other classes
+        photo_folder(folder, EXAMPLE_PHOTOS[:2])
+        return "(ankle-boot, bag); name each class folder after one of the model's classes: boots, bags, tops"
+    if case == "unknown":
+        photo_folder(folder, EXAMPLE_PHOTOS[:1])
+        (folder / "boots").mkdir()
+        return "(ankle-boot)"
+    (folder / "boots").mkdir()
+    if case == "no-images":
+        (folder / "boots" / "notes.txt").write_text("photos to take\n")
+        return "has class folders but no images in them"
+    if case == "corrupt":
+        (folder / "boots" / "broken.png").write_bytes(b"this is not a picture")
+        return "broken.png is not an image this program can read"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "fashion-names", "unknown", "no-images",
+                                  "corrupt"])
+def test_evaluate_images_mistakes_are_one_clear_message(case, tmp_path):
+    model = own_model(tmp_path / "own.pth")
+    folder = tmp_path / "photos"
+    expected = write_case(case, folder)
+    done = run_cli("evaluate", str(model), "--images", str(folder))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr
+
+
+def test_evaluate_images_refuses_a_model_of_other_images(tmp_path):
+    model = own_model(tmp_path / "colour.pth", in_channels=3, image_size=32)
+    folder = photo_folder(tmp_path / "photos", EXAMPLE_PHOTOS[:1])
+    done = run_cli("evaluate", str(model), "--images", str(folder))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "takes images of shape (3, 32, 32), but photos are prepared as (1, 28, 28)" in done.stderr

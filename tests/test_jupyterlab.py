@@ -23,16 +23,18 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+import browser_support
 import pytest
+from browser_support import chromium, is_local
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-ARTIFACTS = Path(os.environ.get("FASHION_COURSE_ARTIFACTS", ROOT / "test-artifacts")) / "jupyterlab"
+ARTIFACTS = browser_support.ARTIFACTS / "jupyterlab"
+LAB_HOSTS = ("127.0.0.1", "localhost")
 IN_CI = ["01", "02", "05", "06", "09"]
 EXPECTS_ERROR = {"raises-exception", "nbval-raises-exception"}
 NOTEBOOK_TIMEOUT = float(os.environ.get("FASHION_COURSE_LAB_TIMEOUT", 1800))
@@ -49,39 +51,10 @@ def chosen_notebooks() -> list[str]:
     return [name for name in present if any(name.startswith(p) for p in prefixes)]
 
 
-def unavailable(reason: str):
-    """CI must run the browser tests, so there a missing piece is a failure; elsewhere a skip."""
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the JupyterLab browser tests: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def find_chromium() -> str | None:
-    named = os.environ.get("FASHION_COURSE_CHROMIUM")
-    if named:
-        return named if Path(named).exists() else None
-    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if Path(candidate).exists():
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="session")
 def browser():
-    """A headless Chromium (Debian's), closed whatever happens."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright is not installed (pip install -r requirements.txt)")
-    executable = find_chromium()
-    if executable is None:
-        unavailable("no Chromium found (sudo apt-get install chromium)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def free_port() -> int:
@@ -99,7 +72,6 @@ class Lab:
     token: str
     process: subprocess.Popen
     log: Path
-    external: list[str] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
@@ -257,12 +229,6 @@ def wait_for_status(page, wanted: str, seconds: float, *, stay: float = 0.0) -> 
         page.wait_for_timeout(250)
 
 
-def is_local(url: str) -> bool:
-    """Requests the page may make offline: to the server on 127.0.0.1, or data/blob URLs."""
-    parsed = urllib.parse.urlsplit(url)
-    return parsed.scheme in ("data", "blob", "about") or parsed.hostname in ("127.0.0.1", "localhost")
-
-
 def run_in_lab(lab: Lab, browser, name: str, artifacts: Artifacts) -> LabRun:
     """Open notebooks/NAME.ipynb in JupyterLab, Run All Cells, wait for idle, save, read it back."""
     path = lab.root / "notebooks" / f"{name}.ipynb"
@@ -274,7 +240,7 @@ def run_in_lab(lab: Lab, browser, name: str, artifacts: Artifacts) -> LabRun:
     try:
         page = context.new_page()
         external: list[str] = []
-        page.on("request", lambda r: external.append(r.url) if not is_local(r.url) else None)
+        page.on("request", lambda r: None if is_local(r.url, LAB_HOSTS) else external.append(r.url))
         page.goto(lab.url(f"lab/tree/notebooks/{name}.ipynb?reset&token={lab.token}"))
         page.locator(".jp-NotebookPanel").first.wait_for(state="visible", timeout=120_000)
         wait_for_status(page, "Idle", 180)

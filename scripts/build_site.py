@@ -86,29 +86,57 @@ def notebook_summary(path: Path) -> str:
     return ""
 
 
-def rewrite_links(markdown: str, staging: Path) -> str:
-    """Links of a README section, made to work on the site.
+def rewrite_links(markdown: str, staging: Path, page: str = "") -> str:
+    """Links of a README section or a notebook, made to work on the site.
 
-    A link to a notebook becomes a link to its page; a link to another file of the repository
-    becomes a download of a copy of it; a link to a missing file becomes the file's name as text.
+    `page` is the folder of the page, relative to the repository (and to the site's sources): ""
+    for a README section, "notebooks" for a notebook. A link to a notebook stays a link to its
+    page; a link to another file of the repository becomes a download of a copy of it, and an image
+    is copied next to where the page expects it; a link to anything else becomes its name as text.
     """
-    def replace(match: re.Match) -> str:
+    up = "../" * len(Path(page).parts)
+
+    def inside(target: str) -> Path | None:
+        source = (ROOT / page / target).resolve()
+        return source if source.is_file() and ROOT in source.parents else None
+
+    def link(match: re.Match) -> str:
         text, target = match.group(1), match.group(2)
         if re.match(r"[a-z]+:", target) or target.startswith("#"):
             return match.group(0)
-        path, _, anchor = target.partition("#")
-        if re.fullmatch(r"notebooks/\d\d_\w+\.ipynb", path):
+        path = target.partition("#")[0]
+        source = inside(path)
+        notebook = source is not None and source.parent == ROOT / "notebooks" and source.suffix == ".ipynb"
+        if notebook and re.fullmatch(r"\d\d_\w+", source.stem):
             return match.group(0)
-        source = (ROOT / path).resolve()
-        if not source.is_file() or ROOT not in source.parents:
+        if source is None:
             return f"{text} (`{path}`)" if text.strip("`") != path else f"`{path}`"
-        copy = staging / "files" / path
+        relative = source.relative_to(ROOT).as_posix()
+        copy = staging / "files" / relative
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, copy)
-        label = text.replace("`", "")
-        return f"{{download}}`{label} <files/{path}>`"
+        return f"{{download}}`{text.replace('`', '')} <{up}files/{relative}>`"
 
-    return re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", replace, markdown)
+    def image(match: re.Match) -> str:
+        source = inside(match.group(2))
+        if source is not None:
+            copy = staging / source.relative_to(ROOT)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
+        return match.group(0)
+
+    markdown = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", image, markdown)
+    return re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", link, markdown)
+
+
+def stage_notebook(path: Path, staging: Path) -> None:
+    """A notebook's copy for the site, its links to other files of the repository made to work."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            source = "".join(cell["source"])
+            cell["source"] = rewrite_links(source, staging, "notebooks")
+    (staging / "notebooks" / path.name).write_text(json.dumps(nb), encoding="utf-8")
 
 
 def home_page(sections: dict[str, str], notebooks: list[Path]) -> str:
@@ -170,7 +198,7 @@ def data_comment(name: str, module_name: str) -> list[str]:
 def data_entry(name: str, obj, module_name: str) -> list[str]:
     """A constant: its value (or, for a dict, its keys) and the comment above its definition."""
     lines = [f".. py:data:: {name}"]
-    if isinstance(obj, dict):
+    if isinstance(obj, dict) and (len(repr(obj)) > 200 or "<" in repr(obj)):
         keys = ", ".join(f"``{key!r}``" for key in obj)
         text = [f"A ``dict`` with the keys {keys}."]
         lines.append("   :type: dict")
@@ -236,7 +264,7 @@ def stage(staging: Path, folder: Path) -> list[Path]:
     sections = readme_sections((ROOT / "README.md").read_text(encoding="utf-8"))
     (staging / "notebooks").mkdir(parents=True)
     for path in notebooks:
-        shutil.copyfile(path, staging / "notebooks" / path.name)
+        stage_notebook(path, staging)
     pages = {
         "index.md": home_page(sections, notebooks),
         "results.md": "# Measured results\n\n" + sections.get("Measured results", ""),

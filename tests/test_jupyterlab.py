@@ -230,7 +230,7 @@ def wait_for_status(page, wanted: str, seconds: float, *, stay: float = 0.0) -> 
 
 
 def run_in_lab(lab: Lab, browser, name: str, artifacts: Artifacts) -> LabRun:
-    """Open notebooks/NAME.ipynb in JupyterLab, Run All Cells, wait for idle, save, read it back."""
+    """Open notebooks/NAME.ipynb from JupyterLab's file browser, Run All Cells, wait, save, read it back."""
     path = lab.root / "notebooks" / f"{name}.ipynb"
     before = path.stat().st_mtime_ns
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -241,7 +241,12 @@ def run_in_lab(lab: Lab, browser, name: str, artifacts: Artifacts) -> LabRun:
         page = context.new_page()
         external: list[str] = []
         page.on("request", lambda r: None if is_local(r.url, LAB_HOSTS) else external.append(r.url))
-        page.goto(lab.url(f"lab/tree/notebooks/{name}.ipynb?reset&token={lab.token}"))
+        # JupyterLab with a fresh workspace, its file browser in notebooks/; open the notebook there
+        page.goto(lab.url(f"lab/tree/notebooks?reset&token={lab.token}"))
+        item = page.locator(".jp-DirListing-item .jp-DirListing-itemText", has_text=re.compile(
+            rf"^{re.escape(name)}\.ipynb$"))
+        item.wait_for(state="visible", timeout=120_000)
+        item.dblclick()
         page.locator(".jp-NotebookPanel").first.wait_for(state="visible", timeout=120_000)
         wait_for_status(page, "Idle", 180)
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()

@@ -281,3 +281,24 @@ def test_the_page_check_catches_what_breaks_a_page(small_site, browser, tmp_path
                      "script error:", "undefinedFunction", "solution 1 is not folded",
                      "failed to load file://", "math not typeset"):
         assert expected in found, f"{expected!r} not reported in:\n{found}"
+
+
+def test_links_to_repository_files_become_downloads_or_text(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import build_site
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    readme = ("[05](notebooks/05_optimization_loop.ipynb), [`results`](benchmarks/results-cpu.json), "
+              "[gone](benchmarks/no-such-file.md), [docs](https://pytorch.org/docs), [top](#top), "
+              "![a coat](examples/coat_test00006.png)")
+    assert build_site.rewrite_links(readme, tmp_path) == (
+        "[05](notebooks/05_optimization_loop.ipynb), "
+        "{download}`results <files/benchmarks/results-cpu.json>`, gone (`benchmarks/no-such-file.md`), "
+        "[docs](https://pytorch.org/docs), [top](#top), "
+        "![a coat](examples/coat_test00006.png)")
+    assert (tmp_path / "files" / "benchmarks" / "results-cpu.json").is_file()
+    assert (tmp_path / "examples" / "coat_test00006.png").is_file()
+    in_notebook = "[the package](../fashion_course/data.py), [next](06_save_load_onnx.ipynb)"
+    assert build_site.rewrite_links(in_notebook, tmp_path, "notebooks") == (
+        "{download}`the package <../files/fashion_course/data.py>`, [next](06_save_load_onnx.ipynb)")

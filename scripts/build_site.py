@@ -287,12 +287,16 @@ def build(out: Path, notebooks_folder: Path = ROOT / "notebooks") -> str:
     with tempfile.TemporaryDirectory(prefix="fashion-course-site-") as tmp:
         staging = Path(tmp) / "source"
         notebooks = stage(staging, notebooks_folder)
+        # built in the temporary folder and moved: myst-nb writes its images next to the output
+        html = Path(tmp) / "html"
         command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-j", "1", "-c", str(SITE),
-                   "-d", str(Path(tmp) / "doctrees"), str(staging), str(out)]
+                   "-d", str(Path(tmp) / "doctrees"), str(staging), str(html)]
         done = subprocess.run(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
         sys.stderr.write(done.stderr.replace(str(staging) + "/", ""))
         if done.returncode:
             raise SiteError(f"sphinx-build failed (exit {done.returncode})")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(html, out)
     copy_mathjax(out / "_static")
     pages = len(list(out.rglob("*.html")))
     print(f"built {pages} pages ({len(notebooks)} notebooks) in {out}; open {out / 'index.html'}")

@@ -15,6 +15,7 @@ are skipped on a learner's machine and fail in CI.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -116,8 +117,38 @@ def stop(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
+def end_with_parent() -> None:
+    """In the server's process, before it starts: on Linux, receive SIGTERM when the tests die.
+
+    Even a test run killed with SIGKILL then leaves no server behind; the server, on SIGTERM,
+    shuts its kernels down.
+    """
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def kill_kernels_of(runtime: Path) -> None:
+    """Kernels run in sessions of their own: end any this server started that outlived it.
+
+    Each kernel's command line names its connection file in this run's runtime folder, so only
+    processes started by this test are found.
+    """
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(runtime).encode() in cmdline.read_bytes():
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
 @pytest.fixture(scope="session")
-def lab(browser, tmp_path_factory, request):
+def lab(browser, tmp_path_factory):
     """`jupyter lab` from this environment with a token on a free port, stopped whatever happens."""
     root = tmp_path_factory.mktemp("lab")
     copy_course(root)
@@ -147,8 +178,11 @@ def lab(browser, tmp_path_factory, request):
     log = settings / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   preexec_fn=end_with_parent)
     server = Lab(root, port, token, process, log)
+    # a `timeout` or a CI runner ending the tests with SIGTERM: tear down as after Ctrl+C
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -169,6 +203,8 @@ def lab(browser, tmp_path_factory, request):
         except OSError:
             pass
         stop(process)
+        kill_kernels_of(settings / "runtime")
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Artifacts:
@@ -275,7 +311,10 @@ def run_in_lab(lab: Lab, browser, name: str, artifacts: Artifacts) -> LabRun:
         except Exception:  # the screenshot is evidence, not the test: never mask the real failure
             pass
         context.close()
-        lab.shutdown_kernels()
+        try:
+            lab.shutdown_kernels()  # a fresh kernel for the next notebook, and its memory back
+        except OSError:
+            pass
 
 
 def code_cells(nb: dict) -> list[dict]:
@@ -392,7 +431,7 @@ def test_notebook_runs_in_jupyterlab(name, lab, browser, artifacts):
     result = run_in_lab(lab, browser, name, artifacts)
     found = problems(result.saved, stored)
     assert not found, f"{name} in JupyterLab (screenshot: {result.screenshot}):\n" + "\n".join(found)
-    hidden = [c for c in code_cells(stored) if c["metadata"].get("jupyter", {}).get("source_hidden")]
+    hidden = [c for c in stored["cells"] if c["metadata"].get("jupyter", {}).get("source_hidden")]
     assert result.collapsed_in_page == len(hidden), "collapsed cells (solutions) are not shown collapsed"
     if any(has_image(c) for c in code_cells(stored)):
         assert result.images_in_page > 0, "figures are in the saved notebook but none showed in the page"

@@ -211,6 +211,7 @@ def test_the_site_builds_offline_without_warnings(course_site):
     out, warnings, seconds, offline = course_site
     print(f"built in {seconds:.1f} s, {'with no network' if offline else 'network not cut off (no unshare)'}")
     assert not re.search(r"WARNING|ERROR", warnings), warnings
+    assert [p.name for p in out.parent.iterdir()] == ["_site"], "the build wrote beside its output folder"
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     for path in notebooks:
         assert (out / "notebooks" / f"{path.stem}.html").is_file(), f"no page for {path.name}"

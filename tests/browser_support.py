@@ -57,3 +57,27 @@ def is_local(url: str, hosts: tuple[str, ...] = ()) -> bool:
     """A request a page may make offline: a file, inline data, or one of `hosts` (e.g. 127.0.0.1)."""
     parsed = urllib.parse.urlsplit(url)
     return parsed.scheme in ("file", "data", "blob", "about") or parsed.hostname in hosts
+
+
+class Screenshots:
+    """Lists a test run's screenshots at the end of pytest's report, where a CI log shows them."""
+
+    def __init__(self, title: str, folder: Path):
+        self.title, self.folder, self.paths = title, folder, []
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def add(self, path: Path) -> None:
+        self.paths.append(path)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.paths:
+            terminalreporter.section(self.title)
+            terminalreporter.write_line(f"{len(self.paths)} in {self.folder}:")
+            for path in self.paths:
+                terminalreporter.write_line(f"  {path.name}")
+
+
+def screenshots(config, title: str, folder: Path) -> Screenshots:
+    listing = Screenshots(title, folder)
+    config.pluginmanager.register(listing, f"fashion-course-screenshots-{folder.name}")
+    return listing

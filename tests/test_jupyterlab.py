@@ -207,26 +207,9 @@ def lab(browser, tmp_path_factory):
         signal.signal(signal.SIGTERM, previous)
 
 
-class Artifacts:
-    """Lists the screenshots at the end of the run, where a reader of the CI log finds them."""
-
-    def __init__(self):
-        self.paths: list[Path] = []
-
-    def pytest_terminal_summary(self, terminalreporter):
-        if self.paths:
-            terminalreporter.section("JupyterLab screenshots")
-            terminalreporter.write_line(f"in {ARTIFACTS}:")
-            for path in self.paths:
-                terminalreporter.write_line(f"  {path.name}")
-
-
 @pytest.fixture(scope="session")
 def artifacts(request):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    listing = Artifacts()
-    request.config.pluginmanager.register(listing, "fashion-course-lab-artifacts")
-    return listing
+    return browser_support.screenshots(request.config, "JupyterLab screenshots", ARTIFACTS)
 
 
 @dataclass
@@ -265,7 +248,7 @@ def wait_for_status(page, wanted: str, seconds: float, *, stay: float = 0.0) -> 
         page.wait_for_timeout(250)
 
 
-def run_in_lab(lab: Lab, browser, name: str, artifacts: Artifacts) -> LabRun:
+def run_in_lab(lab: Lab, browser, name: str, artifacts: browser_support.Screenshots) -> LabRun:
     """Open notebooks/NAME.ipynb from JupyterLab's file browser, Run All Cells, wait, save, read it back."""
     path = lab.root / "notebooks" / f"{name}.ipynb"
     before = path.stat().st_mtime_ns
@@ -307,7 +290,7 @@ def run_in_lab(lab: Lab, browser, name: str, artifacts: Artifacts) -> LabRun:
         try:
             if page is not None:
                 page.screenshot(path=str(screenshot))
-                artifacts.paths.append(screenshot)
+                artifacts.add(screenshot)
         except Exception:  # the screenshot is evidence, not the test: never mask the real failure
             pass
         context.close()

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import browser_support
 import pytest
-from browser_support import chromium, is_local
+from browser_support import chromium, is_local, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = browser_support.ARTIFACTS / "site"
+MATHJAX = Path("/usr/share/javascript/mathjax")  # Debian's libjs-mathjax, as scripts/build_site.py uses
 
 
 def network_free_prefix() -> list[str]:
@@ -39,6 +40,8 @@ def network_free_prefix() -> list[str]:
 
 
 def build_site(out: Path, notebooks: Path | None = None) -> tuple[str, float, bool]:
+    if not (MATHJAX / "MathJax.js").is_file():
+        unavailable(f"no MathJax in {MATHJAX} (sudo apt-get install libjs-mathjax)")
     prefix = network_free_prefix()
     command = prefix + [sys.executable, str(ROOT / "scripts" / "build_site.py"), "--out", str(out)]
     if notebooks is not None:
@@ -228,26 +231,33 @@ def test_the_site_builds_offline_without_warnings(course_site):
     assert not missing, f"the API reference misses {missing}"
 
 
-def test_every_page_is_whole_offline(course_site, browser):
+@pytest.fixture(scope="session")
+def artifacts(request):
+    return browser_support.screenshots(request.config, "website screenshots", ARTIFACTS)
+
+
+def test_every_page_is_whole_offline(course_site, browser, artifacts):
     out = course_site[0]
     targets = LinkTargets()
     broken = {}
     pages = pages_of(out)
     for path in pages:
         name = path.relative_to(out).as_posix()
-        found = check_page(browser, path, targets, ARTIFACTS / (name.replace("/", "__") + ".png"))
+        screenshot = ARTIFACTS / (name.replace("/", "__") + ".png")
+        found = check_page(browser, path, targets, screenshot)
+        artifacts.add(screenshot)
         if found:
             broken[name] = found
     assert len(pages) >= 6
     assert not broken, json.dumps(broken, indent=1)
-    print(f"{len(pages)} pages checked; screenshots in {ARTIFACTS}")
 
 
-def test_a_solution_is_folded_behind_its_toggle(small_site, browser):
+def test_a_solution_is_folded_behind_its_toggle(small_site, browser, artifacts):
     page_path = small_site / "notebooks" / "01_a_lesson.html"
     html = page_path.read_text(encoding="utf-8")
     assert html.count("Show solution") == 1 and "the secret solution" in html
     assert check_page(browser, page_path, LinkTargets(), ARTIFACTS / "small__solution.png") == []
+    artifacts.add(ARTIFACTS / "small__solution.png")
     context = browser.new_context()
     try:
         page = context.new_page()
@@ -303,3 +313,12 @@ def test_links_to_repository_files_become_downloads_or_text(tmp_path):
     in_notebook = "[the package](../fashion_course/data.py), [next](06_save_load_onnx.ipynb)"
     assert build_site.rewrite_links(in_notebook, tmp_path, "notebooks") == (
         "{download}`the package <../files/fashion_course/data.py>`, [next](06_save_load_onnx.ipynb)")
+
+
+def test_the_course_map_lists_the_notebooks_present(small_site):
+    """Titles come from each notebook's first heading; without a README row, its first paragraph."""
+    home = (small_site / "index.html").read_text(encoding="utf-8")
+    rows = re.findall(r'<a class="reference internal" href="notebooks/([^"]+)\.html">.*?</a>', home)
+    assert set(rows) == {"01_a_lesson"}
+    assert "01 · A lesson" in home and "The softmax" in home
+    assert "01 · Tensors" not in home

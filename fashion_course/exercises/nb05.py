@@ -41,7 +41,7 @@ def check_steps_per_epoch(steps_per_epoch: Any) -> Outcome:
     return solved("one step per batch, the last smaller batch included (938 steps at batch 64).")
 
 
-def check_learning_rate(validation_accuracy: Any, best_lr: Any) -> Outcome:
+def check_learning_rate(validation_accuracy: Any, best_lr: Any = None) -> Outcome:
     """A learning rate chosen by validation accuracy: ``{lr: accuracy}`` for every candidate."""
     if is_stub(validation_accuracy) or is_stub(best_lr):
         return not_solved()

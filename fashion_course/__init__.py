@@ -64,6 +64,7 @@ if TORCH_IMPORT_ERROR is None:
         random_erase,
         random_flip_shift,
         train_val_split,
+        validation_indices,
     )
     from .models import MODELS, FashionCNN, NeuralNetwork, build_model, count_parameters, input_shape
     from .plotting import (
@@ -123,6 +124,7 @@ __all__ = [
     "export_onnx", "onnx_session", "onnx_logits", "onnx_parity",
     "InMemoryLoader", "in_memory_loaders", "dataloaders", "normalize_transform",
     "random_flip_shift", "random_erase", "batch_augmentation", "train_val_split",
+    "validation_indices",
     "NeuralNetwork", "FashionCNN", "MODELS", "build_model", "count_parameters", "input_shape",
     "show_images", "plot_sample_grid", "plot_class_grid", "plot_history",
     "plot_confusion_matrix", "plot_misclassified",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 
-__all__ = ["Check", "run_checks", "format_report", "torchvision_ops_check", "doctor_main"]
+__all__ = ["Check", "run_checks", "format_report", "torchvision_ops_check", "doctor_main", "shorten_paths"]
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -242,6 +243,28 @@ def format_report(checks: list[Check]) -> str:
         else f"{failures} problem(s) stop the course: apply the fixes above"
     )
     return "\n".join([str(c) for c in checks] + [verdict])
+
+
+_REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_OTHER_ABSOLUTE = re.compile(r"(?<![\w.~>])/(?:[\w.+-]+/)+([\w.+-]+)")
+
+
+def shorten_paths(text: str, *, repository: str | None = None, environment: str | None = None,
+                  home: str | None = None) -> str:
+    """The report without this machine's absolute paths, for sharing or storing it.
+
+    The Python environment (``sys.prefix``) becomes ``<python env>``, the course's repository
+    ``<repository>``, the home folder ``~``, and any other absolute path ``.../`` and its last
+    part. 08_troubleshooting stores the doctor's report this way.
+    """
+    places = {
+        environment or sys.prefix: "<python env>",
+        repository or _REPOSITORY: "<repository>",
+        home or os.path.expanduser("~"): "~",
+    }
+    for place in sorted((p for p in places if len(p) > 1), key=len, reverse=True):
+        text = re.sub(re.escape(place.rstrip("/")) + r"(?=[/\s)\],;:'\"]|$)", places[place], text)
+    return _OTHER_ABSOLUTE.sub(r".../\1", text)
 
 
 def doctor_main() -> int:

@@ -18,6 +18,7 @@ __all__ = [
     "normalize_transform",
     "dataloaders",
     "train_val_split",
+    "validation_indices",
     "InMemoryLoader",
     "in_memory_loaders",
     "random_flip_shift",
@@ -59,6 +60,19 @@ def train_val_split(
     sizes = [len(dataset) - val_size, val_size]
     train, val = random_split(dataset, sizes, generator=torch.Generator().manual_seed(seed))
     return train, val
+
+
+def validation_indices(n: int = 60_000, val_size: int = 5000, *, seed: int = 0):
+    """The indices ``(train part, validation part)`` that :func:`train_val_split` picks.
+
+    ``random_split`` takes the first ``n - val_size`` entries of one seeded permutation for
+    training and the rest for validation; the same permutation here gives the same split of
+    tensors in memory.
+    """
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size must be between 1 and {n - 1}, got {val_size}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[: n - val_size], order[n - val_size :]
 
 
 def random_flip_shift(
@@ -223,12 +237,24 @@ def in_memory_loaders(
     augment=None,
     test_batch_size: int = 1000,
     seed: int = 0,
+    validation: bool = False,
 ) -> tuple[InMemoryLoader, InMemoryLoader]:
-    """Train (shuffled, seeded, optionally augmented) and test loaders held in memory."""
+    """Train (shuffled, seeded, optionally augmented) and test loaders held in memory.
+
+    With ``validation=True`` the second loader holds the 5,000 validation images of
+    :func:`train_val_split` (seed 0, whatever ``seed`` is) and the first one the other 55,000
+    training images: the split on which settings are chosen without looking at the test set
+    (05_optimization_loop).
+    """
     mean, std = (MEAN, STD) if normalize else (0.0, 1.0)
     generator = torch.Generator().manual_seed(seed)
     train_images, train_labels = load_tensors(True, root=root)
-    test_images, test_labels = load_tensors(False, root=root)
+    if validation:
+        train_part, val_part = validation_indices(len(train_labels))
+        test_images, test_labels = train_images[val_part], train_labels[val_part]
+        train_images, train_labels = train_images[train_part], train_labels[train_part]
+    else:
+        test_images, test_labels = load_tensors(False, root=root)
     train = InMemoryLoader(
         train_images, train_labels, batch_size=batch_size, shuffle=True, device=device,
         mean=mean, std=std, augment=augment, generator=generator,

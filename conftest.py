@@ -5,6 +5,7 @@
   ``--nbval-sanitize-with FILE`` still wins.
 - Strict nbval compares every output, stderr included: a new warning a cell starts printing fails
   that cell. Known harmless lines are normalised by named rules in sanitize.cfg, nothing wholesale.
+- In CI (CI=true) a skipped test fails, unless it needs a GPU.
 - No test reaches the network (tests/network_guard/sitecustomize.py), nor does any Python process
   a test starts, notebook kernels included.
 """
@@ -14,6 +15,8 @@ from __future__ import annotations
 import os
 import runpy
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent
 SANITIZE = ROOT / "notebooks" / "sanitize.cfg"
@@ -32,6 +35,23 @@ def pytest_configure(config):
     given = getattr(option, "nbval_sanitize_with", None) or getattr(option, "sanitize_with", None)
     if nbval and not given:
         option.nbval_sanitize_with = str(SANITIZE)
+
+
+# In CI (CI=true, exported by .ci/run) the machine is set up completely, so a skipped test is a
+# failure: nothing may quietly not run, except what needs a GPU (say "GPU" or "CUDA" in the reason).
+GPU_WORDS = ("GPU", "CUDA")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not (os.environ.get("CI") and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr)
+    if not any(word in reason for word in GPU_WORDS):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where everything must run: {reason}"
 
 
 # Time per notebook: the seconds of each notebook's cells, summed, printed after every run that

@@ -14,6 +14,11 @@ import torch
 
 import fashion_course as fc
 
+# The MLP recipe's 10 epochs: 90.2-90.4 % (seeds 0-2; README, 05_optimization_loop asserts the same)
+MLP_RECIPE_ACCURACY = 0.90
+# max |PyTorch - onnxruntime| on a trained model's logits: measured MEASURED here; five times that
+TRAINED_PARITY = 2e-5
+
 
 def run_cli(*args, env=None, cwd=None, timeout=900):
     merged = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
@@ -34,17 +39,18 @@ def bare_checkout(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(real_data, tmp_path_factory):
-    """`python -m fashion_course train` with no model options: the README's main job."""
+    """`python -m fashion_course train` with no model options: the README's main job (offline)."""
     out = tmp_path_factory.mktemp("trained")
-    done = run_cli("train", "--out", str(out), "--threads", "2")
+    done = run_cli("train", "--out", str(out), "--threads", "2", "--root", str(real_data.root),
+                   env={"FASHION_COURSE_NO_DOWNLOAD": "1"})
     assert done.returncode == 0, done.stderr
     return out, done.stdout
 
 
-def test_train_reaches_89_percent_and_onnx_agrees(trained):
+def test_train_reaches_90_percent_and_onnx_agrees(trained):
     out, stdout = trained
     accuracy = float(re.search(r"test accuracy: ([\d.]+)%", stdout).group(1)) / 100
-    assert accuracy >= 0.89
+    assert accuracy >= MLP_RECIPE_ACCURACY
     assert "ONNX predictions agree on 100.00% of the test set" in stdout
     payload = fc.load_checkpoint(out / "model.pth")
     assert payload["architecture"] == "mlp"
@@ -68,7 +74,7 @@ def test_export_converts_a_checkpoint(trained, tmp_path):
     session = fc.onnx_session(tmp_path / "again.onnx")
     model = fc.load_model(out / "model.pth")
     X = torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    assert fc.onnx_parity(model, session, X) <= 1e-4
+    assert fc.onnx_parity(model, session, X) <= TRAINED_PARITY
 
 
 def test_data_reports_its_source(real_data):

@@ -1,4 +1,4 @@
-"""The network guard that the root conftest.py installs: tests and their subprocesses stay offline."""
+"""Rules of the test session (root conftest.py): no network, also in subprocesses; in CI, no skips."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from network_guard.sitecustomize import is_local
@@ -61,3 +62,19 @@ def test_every_python_subprocess_is_guarded_too():
              "except ConnectionRefusedError as e:\n    print('refused:', e)\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith("refused: the tests must not use the network"), done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("ci, expected", [("true", "1 failed, 1 skipped"), ("", "2 skipped")])
+def test_in_ci_only_a_gpu_test_may_skip(tmp_path, ci, expected):
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n"
+        "def test_data():\n    pytest.skip('Fashion-MNIST is not on this machine')\n"
+        "def test_gpu():\n    pytest.skip('needs a CUDA GPU')\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "CI": ci, "PYTHONPATH": os.pathsep.join([str(root), os.environ["PYTHONPATH"]])}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "conftest",
+                           "test_x.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert expected in done.stdout, done.stdout
+    if ci:
+        assert "skipped in CI, where everything must run" in done.stdout

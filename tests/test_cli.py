@@ -14,6 +14,8 @@ import torch
 
 import fashion_course as fc
 
+NETWORK_GUARD = Path(__file__).resolve().parent / "network_guard"  # no download, even if attempted
+
 # The MLP recipe's 10 epochs: 90.2-90.4 % (seeds 0-2; README, 05_optimization_loop asserts the same)
 MLP_RECIPE_ACCURACY = 0.90
 # max |PyTorch - onnxruntime| on a trained model's logits: measured MEASURED here; five times that
@@ -55,6 +57,10 @@ def test_train_reaches_90_percent_and_onnx_agrees(trained):
     payload = fc.load_checkpoint(out / "model.pth")
     assert payload["architecture"] == "mlp"
     assert payload["metrics"]["test_accuracy"] == pytest.approx(accuracy, abs=5e-5)
+    images, _ = fc.load_tensors(False, root=fc.find_data(download=False).root)
+    X = ((images[:1000].float() / 255 - fc.MEAN) / fc.STD).unsqueeze(1)
+    parity = fc.onnx_parity(fc.load_model(out / "model.pth"), fc.onnx_session(out / "model.onnx"), X)
+    assert parity <= TRAINED_PARITY, parity
     assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "model.pth"]
 
 
@@ -89,7 +95,8 @@ def test_no_data_and_no_network_is_one_clear_message(command, tmp_path, bare_che
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {"FASHION_COURSE_SYSTEM_DATA": str(empty), "FASHION_COURSE_NO_DOWNLOAD": "1",
-           "PYTHONPATH": str(bare_checkout), "FASHION_COURSE_DATA": None}
+           "PYTHONPATH": os.pathsep.join([str(bare_checkout), str(NETWORK_GUARD)]),
+           "FASHION_COURSE_DATA": None}
     extra = ["--out", str(tmp_path / "out")] if command[0] == "train" else ["--no-download"]
     done = run_cli(*command, *extra, env=env, cwd=bare_checkout)
     assert "checkout" in done.stderr  # the copy ran, not the installed package

@@ -27,6 +27,7 @@ from fashion_course import data as fcdata
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = sorted((ROOT / "examples").glob("trouser_*.png"))[0]
 NAMES = list(fcdata.IDX_FILES)
+NETWORK_GUARD = ROOT / "tests" / "network_guard"
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -184,14 +185,11 @@ def package_without_data(tmp_path) -> Path:
 @pytest.mark.parametrize("download", ["switched off", "fails"])
 def test_no_data_anywhere_names_every_way_to_get_it(package_without_data, command, download):
     tmp = package_without_data
+    # the copy first; then the network guard (tests/network_guard), which refuses every connection
+    # to another machine in this subprocess too: "fails" is a download that really is attempted
     env = {"FASHION_COURSE_DATA": str(tmp / "empty"), "FASHION_COURSE_SYSTEM_DATA": str(tmp / "empty"),
-           "PYTHONPATH": str(tmp / "checkout")}
-    if download == "switched off":
-        env["FASHION_COURSE_NO_DOWNLOAD"] = "1"
-    else:  # allowed, but every connection is refused (a closed local port stands in for no network)
-        env.update({k: "http://127.0.0.1:9" for k in ("http_proxy", "https_proxy", "HTTP_PROXY",
-                                                       "HTTPS_PROXY", "all_proxy", "ALL_PROXY")})
-        env["FASHION_COURSE_NO_DOWNLOAD"] = ""
+           "PYTHONPATH": os.pathsep.join([str(tmp / "checkout"), str(NETWORK_GUARD)])}
+    env["FASHION_COURSE_NO_DOWNLOAD"] = "1" if download == "switched off" else ""
     args = ["train", "--epochs", "1", "--out", tmp / "out"] if command == "train" else ["data"]
     done = run_cli(*args, env=env, cwd=tmp / "checkout")
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr

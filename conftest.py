@@ -4,7 +4,9 @@
   directory): the rules that map what legitimately differs on a GPU. An explicit
   ``--nbval-sanitize-with FILE`` still wins.
 - Strict nbval compares every output, stderr included: a new warning a cell starts printing fails
-  that cell. Known harmless lines are normalised by named rules in sanitize.cfg, nothing wholesale.
+  that cell. No compared cell of the stored run prints to stderr (only 05's tqdm bar, in a cell whose
+  output is ignored); a known harmless line would get its own named rule in sanitize.cfg, never a
+  rule that drops stderr wholesale.
 - In CI (CI=true) a skipped test fails, unless it needs a GPU.
 - No test reaches the network (tests/network_guard/sitecustomize.py), nor does any Python process
   a test starts, notebook kernels included.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
 import sys
 import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,27 @@ def test_in_ci_only_a_gpu_test_may_skip(tmp_path, ci, expected):
     assert expected in done.stdout, done.stdout
     if ci:
         assert "skipped in CI, where everything must run" in done.stdout
+
+
+def _configure(**options):
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("root_conftest", root / "conftest.py")
+    root_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root_conftest)  # installing the guard again is a no-op
+
+    option = argparse.Namespace(**{"nbval": False, "nbval_lax": False, "nbval_sanitize_with": None,
+                                   "sanitize_with": None, **options})
+    root_conftest.pytest_configure(types.SimpleNamespace(option=option))
+    return option
+
+
+def test_pytest_nbval_applies_the_sanitize_rules_without_being_told():
+    root = Path(__file__).resolve().parent.parent
+    for flag in ("nbval", "nbval_lax"):
+        sanitize = _configure(**{flag: True}).nbval_sanitize_with
+        assert Path(sanitize) == root / "notebooks" / "sanitize.cfg" and Path(sanitize).is_absolute()
+    assert _configure(nbval=True, nbval_sanitize_with="mine.cfg").nbval_sanitize_with == "mine.cfg"
+    assert _configure(nbval=True, sanitize_with="old.cfg").nbval_sanitize_with is None  # nbval's alias
+    assert _configure().nbval_sanitize_with is None  # the unit tests alone: nbval not active

@@ -18,7 +18,8 @@ NETWORK_GUARD = Path(__file__).resolve().parent / "network_guard"  # no download
 
 # The MLP recipe's 10 epochs: 90.2-90.4 % (seeds 0-2; README, 05_optimization_loop asserts the same)
 MLP_RECIPE_ACCURACY = 0.90
-# max |PyTorch - onnxruntime| on a trained model's logits: measured MEASURED here; five times that
+# max |PyTorch - onnxruntime| on a trained model's logits: about 3e-6 as the audit of the suite
+# measured it; 2e-5 allows about six times that (the bench smoke run measures 6e-7)
 TRAINED_PARITY = 2e-5
 
 

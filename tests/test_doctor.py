@@ -187,3 +187,58 @@ def test_without_torch_other_commands_and_names_say_how_to_install(torch_that_do
     assert done.returncode == 0, done.stderr
     assert "fashion_course.fit needs PyTorch" in done.stdout
     assert "pip install -r requirements.txt" in done.stdout
+
+
+# ------------------------------------------------- device selection, with the GPU answers simulated
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """Pretend which accelerators exist: ``machine(cuda=2)``, ``machine(mps=True)``, ``machine()``."""
+    import torch
+
+    def pretend(cuda: int = 0, mps: bool = False):
+        monkeypatch.delenv("FASHION_COURSE_DEVICE", raising=False)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+        kind = "cuda" if cuda else ("mps" if mps else None)
+        if hasattr(torch, "accelerator"):
+            monkeypatch.setattr(torch.accelerator, "is_available", lambda: kind is not None)
+            monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda: torch.device(kind))
+
+    return pretend
+
+
+@pytest.mark.parametrize("cuda, mps, best", [(0, False, "cpu"), (1, False, "cuda"), (2, False, "cuda"),
+                                             (0, True, "mps")])
+def test_choose_device_takes_the_best_device_there_is(machine, cuda, mps, best):
+    import fashion_course as fc
+
+    machine(cuda=cuda, mps=mps)
+    assert fc.choose_device() == torch_device(best)
+
+
+def test_choose_device_follows_the_request_and_refuses_what_is_not_there(machine, monkeypatch):
+    import fashion_course as fc
+
+    machine(cuda=1)
+    assert fc.choose_device("cpu") == torch_device("cpu")  # a GPU machine can still compare the CPU
+    monkeypatch.setenv("FASHION_COURSE_DEVICE", "cpu")  # the canonical run of the notebooks
+    assert fc.choose_device() == torch_device("cpu")
+    assert fc.choose_device("cuda:0") == torch_device("cuda:0")  # the argument beats the variable
+    with pytest.raises(ValueError, match=r"'cuda:1' was requested but only 1 CUDA device\(s\) exist"):
+        fc.choose_device("cuda:1")
+    with pytest.raises(ValueError, match="'gpu' is not a device name"):
+        fc.choose_device("gpu")
+    machine()
+    with pytest.raises(ValueError, match="'cuda' was requested but this PyTorch sees no CUDA GPU"):
+        fc.choose_device("cuda")  # never a silent fall back to the CPU
+    with pytest.raises(ValueError, match="MPS is not available"):
+        fc.choose_device("mps")
+
+
+def torch_device(name):
+    import torch
+
+    return torch.device(name)

@@ -21,12 +21,29 @@ def test_mlp_is_the_study_notes_network():
     assert (logits < 0).any()  # raw logits: no ReLU or softmax at the end
 
 
-@pytest.mark.parametrize("name", list(fc.MODELS))
-def test_models_rebuild_by_name(name):
-    model = fc.build_model(name)
-    again = fc.build_model(name, **model.config)
-    assert model.state_dict().keys() == again.state_dict().keys()
-    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+@pytest.mark.parametrize("name, config, shapes", [
+    ("mlp", {"hidden": 24, "num_classes": 7},
+     {"linear_relu_stack.0.weight": (24, 784), "linear_relu_stack.2.weight": (24, 24),
+      "linear_relu_stack.4.weight": (7, 24)}),
+    ("cnn", {"channels": [4, 8, 12], "hidden": 20, "num_classes": 5, "dropout": 0.5},
+     {"features.0.0.weight": (4, 1, 3, 3), "features.1.0.weight": (8, 4, 3, 3),
+      "features.2.0.weight": (12, 8, 3, 3), "classifier.2.weight": (20, 12 * 7 * 7),
+      "classifier.5.weight": (5, 20)}),
+])
+def test_models_are_built_as_their_config_says_and_rebuild_by_name(name, config, shapes):
+    model = fc.build_model(name, **config)
+    assert model.config == {**fc.build_model(name).config, **config}  # every argument recorded
+    state = model.state_dict()
+    for key, shape in shapes.items():
+        assert tuple(state[key].shape) == shape, key
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, config["num_classes"])
+    if "dropout" in config:
+        assert {m.p for m in model.modules() if isinstance(m, nn.Dropout)} == {config["dropout"]}
+    again = fc.build_model(name, **model.config)  # what a checkpoint does to rebuild it
+    assert again.config == model.config
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in state.items()}
+    default = fc.build_model(name)
+    assert {k: v.shape for k, v in default.state_dict().items()} != {k: v.shape for k, v in state.items()}
 
 
 def test_unknown_model_name_is_a_clear_error():
@@ -58,7 +75,7 @@ def test_train_loop_step_equals_a_manual_sgd_step():
         torch.testing.assert_close(p, q)
 
 
-def test_test_loop_averages_over_batches_and_leaves_eval_mode():
+def test_test_loop_averages_over_batches():
     class Constant(nn.Module):
         def __init__(self):
             super().__init__()
@@ -76,6 +93,33 @@ def test_test_loop_averages_over_batches_and_leaves_eval_mode():
     # batch 1: loss ~0 (all right); batch 2: uniform logits -> log(3), predicted class 0 (wrong)
     assert loss == pytest.approx((0 + torch.log(torch.tensor(3.0)).item()) / 2, abs=1e-6)
     assert accuracy == pytest.approx(3 / 4)
+
+
+def test_test_loop_evaluates_in_eval_mode_and_leaves_the_model_there():
+    """Dropout off and batch norm on its running statistics, which the evaluation does not change."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.BatchNorm1d(32), nn.ReLU(),
+                          nn.Dropout(0.5), nn.Linear(32, 10))
+    model.train()
+    with torch.no_grad():  # running statistics that differ from any batch's own
+        model(torch.randn(256, 1, 28, 28) * 3 + 1)
+    loader = _toy_loader(n=96, batch_size=32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loss_fn = nn.CrossEntropyLoss()
+
+    model.train()  # as fit leaves it after train_loop
+    loss, accuracy = fc.test_loop(loader, model, loss_fn)
+    assert not model.training and not any(m.training for m in model.modules())
+    for key, value in model.state_dict().items():  # batch norm did not update its statistics
+        assert torch.equal(value, before[key]), key
+
+    model.eval()  # the oracle: the same model, evaluated by hand in eval mode
+    with torch.no_grad():
+        losses = [loss_fn(model(X), y).item() for X, y in loader]
+        correct = sum((model(X).argmax(1) == y).sum().item() for X, y in loader)
+    assert loss == pytest.approx(sum(losses) / len(losses), rel=1e-6)
+    assert accuracy == pytest.approx(correct / 96)
+    assert fc.test_loop(loader, model.train(), loss_fn) == (loss, accuracy)  # no dropout noise
 
 
 def test_fit_learns_and_records_history():
@@ -126,13 +170,15 @@ def test_mlp_recipe_beats_the_older_recipe_in_one_epoch(real_data):
     assert course.test_accuracy[0] > 0.80
 
 
-def test_the_cnn_recipe_builds_a_channels_last_cnn_that_computes_the_same():
-    recipe = fc.RECIPES["cnn"]
+@pytest.mark.parametrize("name", [n for n, r in fc.RECIPES.items() if r.model == "cnn"])
+def test_a_cnn_recipe_builds_a_channels_last_cnn_that_computes_the_same(name):
+    recipe = fc.RECIPES[name]
     torch.manual_seed(0)
     model = fc.build_recipe_model(recipe).eval()
     assert isinstance(model, fc.FashionCNN)
-    if recipe.channels:
-        assert model.config["channels"] == list(recipe.channels)
+    default = fc.FashionCNN().config["channels"]
+    assert model.config["channels"] == list(recipe.channels or default)
+    assert [model.features[i][0].out_channels for i in range(3)] == list(recipe.channels or default)
     conv = model.features[0][0]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     plain = fc.FashionCNN(**model.config).eval()

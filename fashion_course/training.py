@@ -266,7 +266,7 @@ RECIPES = {
     # SGD with Nesterov momentum, channel dropout, shifts of 1-2 pixels (they slowed learning
     # too much for so few epochs). Weight decay 0.05 is AdamW's decoupled decay (each step
     # shrinks the weights by lr x 0.05).
-    "cnn": Recipe(model="cnn", optimizer="adamw", lr=3e-3, batch_size=256, epochs=8,
+    "cnn": Recipe(model="cnn", optimizer="adamw", lr=3e-3, batch_size=256, epochs=6,
                   weight_decay=5e-2, label_smoothing=0.1, schedule="onecycle", augment=True,
                   max_shift=0),
     # The best recipe the benchmark runs (python -m fashion_course bench): the CNN 1.5-2x wider,

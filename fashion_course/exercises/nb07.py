@@ -93,6 +93,6 @@ def check_conv_multiply_adds(conv_multiply_adds: Any) -> Outcome:
             return wrong(f"{call} = {got:,} is a quarter of the answer.",
                          "with padding k // 2 the output keeps the input's size: size x size positions.")
         return wrong(f"{call} = {got:,}, expected {expected:,}.",
-                     "outputs (out_channels x size x size) times the multiply-adds of each (in_channels x k x k).")
+                     "out_channels x size x size outputs, in_channels x k x k multiply-adds each.")
     return solved("right: out_channels x size x size outputs, in_channels x k x k multiply-adds each "
                   f"({_conv_multiply_adds(32, 64, 14, 3):,} for the CNN's second convolution).")

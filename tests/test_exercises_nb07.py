@@ -1,4 +1,4 @@
-"""The checkers of 07_cnn's exercises: solutions pass, typical mistakes get their hint, stubs are not solved."""
+"""07_cnn's exercise checkers: solutions pass, typical mistakes get their hint, stubs are not solved."""
 
 from __future__ import annotations
 

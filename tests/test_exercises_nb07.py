@@ -25,9 +25,9 @@ def test_parameter_count_solution_is_accepted():
 
 def test_parameter_count_mistakes_get_their_hint():
     with_bias = nb07.check_cnn_parameters(lambda ch: cnn_parameters(ch) + sum(ch))
-    assert with_bias.status == "wrong" and "no bias" in with_bias.hint
+    assert with_bias.status == "wrong" and "batch norm's shift replaces it" in with_bias.hint
     no_norms = nb07.check_cnn_parameters(lambda ch: cnn_parameters(ch) - 2 * sum(ch))
-    assert no_norms.status == "wrong" and "scale and a shift" in no_norms.hint
+    assert no_norms.status == "wrong" and "2 x C" in no_norms.hint
     unpooled = nb07.check_cnn_parameters(lambda ch: cnn_parameters(ch) + ch[2] * 256 * (14 * 14 - 49))
     assert unpooled.status == "wrong" and "7 x 7" in unpooled.hint
     as_float = nb07.check_cnn_parameters(lambda ch: float(cnn_parameters(ch)))

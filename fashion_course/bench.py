@@ -6,6 +6,9 @@
 1. data only, one epoch: torchvision ``FashionMNIST`` + ``ToTensor`` through a ``DataLoader`` against
    the in-memory path (07_cnn); 2. time to accuracy per epoch of the recipes (05, 07); 3. inference
    latency of PyTorch eager against onnxruntime, with logit parity (06, 07); 4. the machine.
+Per recipe it also reports the work: multiply-adds per image, the floating-point operations
+actually done per training image, the rate achieved while training (GFLOP/s) and, on a CPU, its
+share of the machine's peak, so that one can see how close to the hardware each recipe runs.
 Wall-clock seconds are what a learner waits; CPU seconds are reported beside them because on a
 shared machine the wall clock also counts other people's work.
 """
@@ -24,7 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["run_bench", "machine_info", "Autocast", "fast_path"]
+__all__ = ["run_bench", "machine_info", "Autocast", "fast_path", "multiply_adds", "training_flop",
+           "cpu_peak"]
 
 THRESHOLDS = (0.90, 0.93, 0.94, 0.945)
 
@@ -48,6 +52,114 @@ class Autocast(nn.Module):
     def forward(self, x):
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             return self.model(x).float()
+
+
+# Fused multiply-add units per core: two on every recent server core (Intel Xeon since Skylake-SP
+# Gold/Platinum, AMD Zen 2 and later) and on most desktop cores since Haswell. An assumption, not a
+# reading: no portable interface reports it.
+FMA_UNITS_PER_CORE = 2
+
+
+def multiply_adds(model: nn.Module, input_shape=(1, 28, 28)) -> int:
+    """Multiply-adds of one forward pass for one image: the convolutions and linear layers.
+
+    A convolution does ``in_channels / groups x kernel height x kernel width`` multiply-adds for
+    every value it outputs; a linear layer ``in_features x out_features`` per input row. Batch
+    norm, ReLU, pooling and dropout are left out: a few operations per value, not per weight
+    (07_cnn counts the same way).
+    """
+    total = 0
+
+    def hook(layer, inputs, output):
+        nonlocal total
+        if isinstance(layer, nn.Conv2d):
+            per_output = layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+            total += output[0].numel() * per_output
+        elif isinstance(layer, nn.Linear):
+            total += inputs[0][0].numel() // layer.in_features * layer.in_features * layer.out_features
+
+    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    handles = [m.register_forward_hook(hook) for m in layers]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return total
+
+
+def training_flop(model: nn.Module, input_shape=(1, 28, 28), *, batch: int = 4) -> int:
+    """Floating-point operations per image of one training step's forward and backward pass.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` on a copy of the model: the
+    convolutions and matrix products PyTorch really runs, two operations per multiply-add. The
+    backward pass computes the weights' gradients and the gradients of each layer's input, about
+    twice the forward's work, except for the first layer, whose input (the image) needs no
+    gradient: so slightly less than 3 x 2 x ``multiply_adds``. Batch norm, ReLU, pooling, the
+    loss and the optimizer are not counted.
+    """
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    clone = copy.deepcopy(model).train()
+    device = next(clone.parameters()).device
+    X = torch.randn(batch, *input_shape, device=device)
+    with FlopCounterMode(display=False) as counter:
+        clone(X).float().sum().backward()
+    return counter.get_total_flops() // batch
+
+
+def _cpu_clock_ghz(cpu_model: str) -> float | None:
+    """The nominal clock: from the model name ("... @ 2.60GHz"), else the kernel's "cpu MHz"."""
+    import re
+
+    found = re.search(r"@\s*([\d.]+)\s*GHz", cpu_model)
+    if found:
+        return float(found.group(1))
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return float(line.split(":", 1)[1]) / 1000
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_peak(cores: int, *, flags: set[str] | None = None, ghz: float | None = None,
+             cpu_model: str = "") -> dict:
+    """The float32 peak of ``cores`` CPU cores: cores x FMA units x vector width x 2 x clock.
+
+    The vector width is the number of float32 values in the widest vector register the flags
+    report (16 with AVX-512, 8 with AVX2, 4 with SSE); an FMA does a multiply and an add (2
+    operations) on each; ``FMA_UNITS_PER_CORE`` is assumed, and the clock is the nominal one
+    (turbo raises it, heavy AVX-512 use can lower it). ``gflops`` is None when no clock is known.
+    """
+    flags = _cpu_flags() if flags is None else flags
+    width, isa = (16, "AVX-512") if "avx512f" in flags else (8, "AVX2") if "avx2" in flags else (4, "SSE")
+    ghz = _cpu_clock_ghz(cpu_model) if ghz is None else ghz
+    gflops = cores * FMA_UNITS_PER_CORE * width * 2 * ghz if ghz else None
+    clock = f"{ghz:.2f} GHz" if ghz else "unknown clock"
+    formula = (f"{cores} cores x {FMA_UNITS_PER_CORE} FMA units (assumed) x {width} float32 lanes "
+               f"({isa}) x 2 operations x {clock}")
+    if gflops:
+        formula += f" = {gflops:.1f} GFLOP/s"
+    return {"cores": cores, "fma_units_per_core": FMA_UNITS_PER_CORE, "float32_lanes": width,
+            "isa": isa, "ghz": ghz, "gflops": gflops, "formula": formula}
 
 
 def _version(name: str) -> str | None:
@@ -164,6 +276,14 @@ def train_timed(recipe, *, device, data, epochs=None, seed=0, fast=False, log=No
     return model, rows, test
 
 
+def _work_per_image(recipe) -> dict:
+    from .training import build_recipe_model
+
+    model = build_recipe_model(recipe)
+    return {"multiply_adds_per_image": multiply_adds(model),
+            "train_flop_per_image": training_flop(model)}
+
+
 def bench_training(names, *, device, root=None, smoke=False, seed=0, log=None) -> dict:
     """Test accuracy and cumulative training seconds per epoch for each recipe."""
     from .data import load_tensors
@@ -179,6 +299,7 @@ def bench_training(names, *, device, root=None, smoke=False, seed=0, log=None) -
         fast = fast_path(device, recipe)
         if log is not None:
             log(f"training {name}")
+        work = _work_per_image(recipe)
         model, rows, test_loader = train_timed(
             recipe, device=device, data=data, epochs=1 if smoke else None, seed=seed, fast=fast,
             log=log,
@@ -196,6 +317,9 @@ def bench_training(names, *, device, root=None, smoke=False, seed=0, log=None) -
                 for t in THRESHOLDS
             },
         }
+        images = len(rows) * len(data[1])  # every training image once per epoch
+        entry.update(work, images_trained=images,
+                     achieved_gflops=work["train_flop_per_image"] * images / entry["seconds"] / 1e9)
         if recipe.model == "cnn":
             entry["flip_tta_accuracy"] = flip_tta_accuracy(model, test_loader)
         results[name] = entry
@@ -276,13 +400,26 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| {label} | {row['seconds']:.2f} | {row['samples_per_second']:,.0f} | "
                      f"{fast / row['samples_per_second']:.0f}x |")
     lines += ["", "| recipe | epochs | test accuracy | flip TTA | train seconds (wall) | CPU seconds "
-              "| first epoch >= 93 % |", "|---|---:|---:|---:|---:|---:|---:|"]
+              "| first epoch >= 93 % | multiply-adds / image | GFLOP/s training | share of peak |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in result["training"].items():
         tta = f"{r['flip_tta_accuracy']:.2%}" if "flip_tta_accuracy" in r else "-"
         hit = r["first_reached"]["0.930"]
         hit = f"{hit['epoch']} ({hit['seconds']:.0f} s)" if hit else "-"
+        macs = f"{r['multiply_adds_per_image'] / 1e6:.2f} M" if "multiply_adds_per_image" in r else "-"
+        rate = f"{r['achieved_gflops']:.1f}" if "achieved_gflops" in r else "-"
+        share = f"{r['share_of_peak']:.1%}" if r.get("share_of_peak") is not None else "-"
         lines.append(f"| {name} | {len(r['epochs'])} | {r['test_accuracy']:.2%} | {tta} | "
-                     f"{r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {hit} |")
+                     f"{r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {hit} | {macs} | {rate} | {share} |")
+    if result["training"]:
+        lines += ["", "Multiply-adds: one forward pass of one image through the convolutions and linear "
+                  "layers. GFLOP/s: the floating-point operations of the forward and backward passes "
+                  "(convolutions and matrix products as `torch.utils.flop_counter` counts them, 2 per "
+                  "multiply-add, about 3 x 2 x the multiply-adds) of every training image, divided by "
+                  "the training seconds."]
+        peak = m.get("cpu_peak")
+        if peak:
+            lines.append(f"Share of peak: of the float32 peak of the cores torch used, {peak['formula']}.")
     if result["inference"]:  # the mlp and cnn recipes, when the run trained them
         lines += ["", "| model | batch | PyTorch eager ms | onnxruntime ms | speed-up "
                   "| max abs logit diff | test acc PyTorch / ORT |",
@@ -328,6 +465,12 @@ def run_bench(
         "training", bench_training, names, device=device, root=root, smoke=smoke, seed=seed,
         log=log,
     )
+    if device.type == "cpu":  # a GPU's peak depends on its precision and units: not estimated
+        peak = cpu_peak(min(torch.get_num_threads(), os.cpu_count() or 1),
+                        cpu_model=result["machine"]["cpu"])
+        result["machine"]["cpu_peak"] = peak
+        for entry in result["training"].values():
+            entry["share_of_peak"] = entry["achieved_gflops"] / peak["gflops"] if peak["gflops"] else None
     pick = {k: models[k] for k in ("mlp", "cnn") if k in models}
     result["inference"] = timed("inference", bench_inference, pick, data[2], data[3], smoke=smoke)
     result["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None

@@ -10,7 +10,15 @@ import pytest
 import torch
 
 import fashion_course as fc
-from fashion_course.bench import Autocast, fast_path, to_markdown, train_timed
+from fashion_course.bench import (
+    Autocast,
+    cpu_peak,
+    fast_path,
+    multiply_adds,
+    to_markdown,
+    train_timed,
+    training_flop,
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +64,13 @@ def test_smoke_run_writes_json_with_every_section(smoke):
         assert entry["seconds"] == epoch["seconds"] > 0
         assert set(entry["first_reached"]) == {"0.900", "0.930", "0.940", "0.945"}
     assert 0.0 <= result["training"]["cnn"]["flip_tta_accuracy"] <= 1.0
+    for name, entry in result["training"].items():  # the work each recipe did, and how fast
+        assert entry["multiply_adds_per_image"] == multiply_adds(fc.build_recipe_model(fc.RECIPES[name]))
+        assert entry["images_trained"] == 512  # the smoke slice, one epoch
+        expected = entry["train_flop_per_image"] * 512 / entry["seconds"] / 1e9
+        assert entry["achieved_gflops"] == pytest.approx(expected)
+        assert entry["share_of_peak"] == pytest.approx(expected / machine["cpu_peak"]["gflops"])
+    assert machine["cpu_peak"]["cores"] == 1  # the one thread torch used
 
     for name in ("mlp", "cnn"):
         entry = result["inference"][name]
@@ -77,6 +92,9 @@ def test_smoke_run_writes_the_markdown_tables(smoke):
     for row in ("| older | 1 |", "| mlp | 1 |", "| cnn | 1 |", "| mlp | 256 |", "| cnn | 1 |"):
         assert row in markdown
     assert "in memory" in markdown and "num_workers=0" in markdown
+    assert "| multiply-adds / image | GFLOP/s training | share of peak |" in markdown
+    assert "| mlp | 1 |" in markdown and "| 0.67 M |" in markdown  # the MLP's 668,672
+    assert "Share of peak: of the float32 peak of the cores torch used, 1 cores x 2 FMA units" in markdown
     assert markdown.strip() in stdout  # the command prints the same tables it writes
     assert not list(out.glob("*.tmp"))  # written atomically, nothing left behind
     # progress while it runs: one line per recipe and one per epoch, before the tables
@@ -157,3 +175,43 @@ def test_the_fast_path_trains_a_channels_last_cnn_under_autocast(train_split, te
     # 16 steps of AdamW on 1,024 images: 65.4 %, 64.8 %, 69.8 % on 500 test images (seeds 0-2; the
     # same in float32: 64.6-68.8 %); 10 % is guessing. 50 % leaves 14 points below the lowest.
     assert rows[0]["test_accuracy"] >= 0.50, rows
+
+
+def test_multiply_adds_of_known_layers():
+    # The MLP: 784 -> 512 -> 512 -> 10, one multiply-add per weight.
+    assert multiply_adds(fc.NeuralNetwork()) == 784 * 512 + 512 * 512 + 512 * 10
+    # A convolution: out_channels x output positions x (in_channels / groups) x kernel area.
+    conv = torch.nn.Conv2d(4, 8, kernel_size=3, padding=1)
+    assert multiply_adds(conv, (4, 10, 10)) == 8 * 10 * 10 * 4 * 3 * 3
+    strided = torch.nn.Conv2d(4, 8, kernel_size=3, stride=2, groups=2)  # 10x10 -> 4x4
+    assert multiply_adds(strided, (4, 10, 10)) == 8 * 4 * 4 * 2 * 3 * 3
+    # The course's CNN, stage by stage: 28x28, 14x14 and 7x7 outputs, then the classifier.
+    cnn = fc.FashionCNN()
+    expected = (28 * 28 * 32 * 1 * 9 + 14 * 14 * 64 * 32 * 9 + 7 * 7 * 96 * 64 * 9
+                + 96 * 7 * 7 * 256 + 256 * 10)
+    assert multiply_adds(cnn) == expected == 7_754_752
+    assert cnn.training  # counting does not leave the model in eval mode
+
+
+def test_training_flop_counts_forward_and_backward():
+    # Forward: 2 operations per multiply-add. Backward: the weight gradients of every layer, and the
+    # input gradients of every layer but the first (the images need none).
+    first, rest = 784 * 512, 512 * 512 + 512 * 10
+    assert training_flop(fc.NeuralNetwork()) == 2 * (2 * first + 3 * rest)
+    model = fc.FashionCNN()
+    before = [p.clone() for p in model.parameters()]
+    flop = training_flop(model)
+    assert 5.5 * multiply_adds(model) < flop < 6 * multiply_adds(model)
+    assert all(p.grad is None for p in model.parameters())  # counted on a copy
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_cpu_peak_formula():
+    avx2 = cpu_peak(2, flags={"fma", "avx2"}, ghz=2.5)
+    assert avx2["gflops"] == pytest.approx(2 * 2 * 8 * 2 * 2.5)  # cores x FMA units x lanes x 2 x GHz
+    assert avx2["formula"] == ("2 cores x 2 FMA units (assumed) x 8 float32 lanes (AVX2) x 2 operations "
+                               "x 2.50 GHz = 160.0 GFLOP/s")
+    assert cpu_peak(4, flags={"avx2", "avx512f"}, ghz=2.0)["gflops"] == pytest.approx(4 * 2 * 16 * 2 * 2.0)
+    assert cpu_peak(1, flags=set(), ghz=3.0)["float32_lanes"] == 4
+    named = cpu_peak(2, flags={"avx2"}, cpu_model="Intel(R) Xeon(R) CPU E5-2680 v3 @ 2.50GHz")
+    assert named["ghz"] == 2.5

@@ -161,7 +161,9 @@ class ShardedLoader:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.loader)
+        """Steps per epoch: a last batch smaller than the number of ranks is left out."""
+        full, last = divmod(self.loader.num_samples, self.loader.batch_size)
+        return full + (0 if self.loader.drop_last or last < self.world_size else 1)
 
     @property
     def num_samples(self) -> int:

@@ -219,6 +219,21 @@ def load_snapshot(path, run: dict) -> dict | None:
     return payload
 
 
+def _snapshot_from_rank0(path, run: dict, ctx: DistributedContext) -> dict | None:
+    """Rank 0's snapshot, sent to every rank: on several machines only rank 0's disk holds it."""
+    found: list = [None, None]
+    if ctx.is_main:
+        try:
+            found[0] = load_snapshot(path, run)
+        except (DistributedSetupError, OSError, RuntimeError) as exc:
+            found[1] = str(exc)
+    if dist.is_initialized() and ctx.world_size > 1:
+        dist.broadcast_object_list(found, src=0)
+    if found[1] is not None:
+        raise DistributedSetupError(found[1])
+    return found[0]
+
+
 def _run_description(recipe, seed: int, sync_bn: bool, train_images: int | None) -> dict:
     return {"recipe": asdict(recipe), "seed": seed, "sync_bn": sync_bn, "train_images": train_images}
 
@@ -296,7 +311,7 @@ def train_distributed(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     history, first = History(), 1
     run = _run_description(recipe, seed, sync_bn, train_images)
-    state = load_snapshot(snapshot, run) if snapshot is not None else None
+    state = _snapshot_from_rank0(snapshot, run, ctx) if snapshot is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

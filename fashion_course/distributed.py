@@ -117,9 +117,23 @@ def setup_distributed(
         torch.cuda.set_device(device)
     backend = choose_backend(device, backend)
     if launched_by_torchrun() and not dist.is_initialized():
-        dist.init_process_group(backend, rank=rank, world_size=world_size,
-                                timeout=timedelta(seconds=timeout_s))
+        dist.init_process_group(backend, store=_attempt_store(rank, world_size, timeout_s), rank=rank,
+                                world_size=world_size, timeout=timedelta(seconds=timeout_s))
     return DistributedContext(rank, world_size, local_rank, backend, device)
+
+
+def _attempt_store(rank: int, world_size: int, timeout_s: float):
+    """torchrun's key-value store, with keys of their own for each restart of the group.
+
+    With a c10d rendezvous, torchrun keeps one store for all restarts; the keys the killed group
+    left behind (where each rank listened) could send a restarted rank to a dead address, where it
+    would wait until the timeout. A prefix per restart (``TORCHELASTIC_RESTART_COUNT``) avoids it.
+    """
+    agent_hosts = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
+                          is_master=rank == 0 and not agent_hosts, timeout=timedelta(seconds=timeout_s))
+    return dist.PrefixStore(f"fashion_course/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', 0)}",
+                            store)
 
 
 def teardown_distributed() -> None:

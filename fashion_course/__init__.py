@@ -32,6 +32,25 @@ if TORCH_IMPORT_ERROR is None:
         load_tensors,
         read_idx,
     )
+    from .distributed import (
+        DistributedContext,
+        DistributedSetupError,
+        ShardedLoader,
+        TorchrunRun,
+        check_batch_split,
+        check_port,
+        choose_backend,
+        free_port,
+        launched_by_torchrun,
+        load_snapshot,
+        print0,
+        run_torchrun,
+        save_snapshot,
+        setup_distributed,
+        teardown_distributed,
+        train_distributed,
+        worker_pids,
+    )
     from .doctor import run_checks, torchvision_ops_check
     from .environment import choose_device, course_threads, seed_everything
     from .export import (
@@ -136,4 +155,8 @@ __all__ = [
     "labelled_images", "folder_name",
     "Prediction", "Classifier", "DEFAULT_THRESHOLD", "load_classifier", "classify_images",
     "format_predictions",
+    "DistributedSetupError", "DistributedContext", "launched_by_torchrun", "choose_backend",
+    "setup_distributed", "teardown_distributed", "print0", "check_batch_split", "ShardedLoader",
+    "save_snapshot", "load_snapshot", "train_distributed", "free_port", "check_port", "TorchrunRun",
+    "run_torchrun", "worker_pids",
 ]

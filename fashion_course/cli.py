@@ -6,6 +6,7 @@ Every error a learner can cause ends in one line on stderr and a non-zero exit, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,13 @@ def _cmd_data(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from .distributed import launched_by_torchrun
+
+    if launched_by_torchrun():  # `torchrun ... -m fashion_course train`: one of several ranks
+        return _cmd_train_distributed(args)
+    if args.backend or args.sync_bn or args.snapshot or args.train_images:
+        raise ValueError("--backend, --sync-bn, --snapshot and --train-images are for training under "
+                         "torchrun: torchrun --nproc-per-node 2 -m fashion_course train ...")
     import torch
 
     from .environment import choose_device, seed_everything
@@ -77,6 +85,88 @@ def _cmd_train(args) -> int:
         print(f"with flip test-time augmentation: {metrics['flip_tta_accuracy']:.2%}")
     print(f"saved {pth} and {onnx_path} (ONNX predictions agree on {agree:.2%} of the test set)")
     return 0 if agree == 1.0 else 1
+
+
+def _cmd_train_distributed(args) -> int:
+    """The ``train`` command on one rank of a torchrun group (taught in 10_distributed)."""
+    from .distributed import (
+        check_batch_split,
+        choose_backend,
+        print0,
+        setup_distributed,
+        teardown_distributed,
+        train_distributed,
+    )
+    from .environment import choose_device, seed_everything
+    from .training import RECIPES
+
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    try:
+        # every check that can fail comes before the process group, so that no rank waits for one
+        # that has already given up
+        recipe = RECIPES[args.model]
+        choose_backend(choose_device(args.device), args.backend)
+        check_batch_split(recipe.batch_size, world_size)
+        seed_everything(args.seed, threads=args.threads)
+        ctx = setup_distributed(args.device, args.backend)
+    except Exception as exc:
+        if rank == 0:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        return _train_ranks(args, ctx, recipe, train_distributed, print0)
+    except Exception as exc:
+        if rank == 0:  # the other ranks fail the same way, or are stopped by torchrun
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        teardown_distributed()
+
+
+def _train_ranks(args, ctx, recipe, train_distributed, print0) -> int:
+    import torch
+    import torch.distributed as dist
+
+    from .export import export_onnx, onnx_logits, onnx_session, save_checkpoint
+    from .loaders import in_memory_loaders
+    from .training import evaluate
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    epochs = args.epochs or recipe.epochs
+    stem = args.name or ("model" if args.model == "mlp" else f"model_{args.model}")
+    snapshot = Path(args.snapshot) if args.snapshot else out / f"{stem}.snapshot.pt"
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+    if restarts:
+        print0(f"torchrun restarted the group (restart {restarts})")
+    print0(f"Training the {args.model!r} recipe for {epochs} epochs on {ctx.world_size} processes "
+           f"({ctx.backend} backend, {ctx.device.type}), batch {recipe.batch_size} = "
+           f"{ctx.world_size} x {recipe.batch_size // ctx.world_size} per process")
+    model, history = train_distributed(recipe, ctx, root=args.root, epochs=epochs, seed=args.seed,
+                                       snapshot=snapshot, sync_bn=args.sync_bn,
+                                       train_images=args.train_images, log=print0)
+    if ctx.is_main:
+        # one evaluation, one checkpoint and one ONNX file: rank 0 alone, on the plain model
+        _, test_loader = in_memory_loaders(root=args.root, device=ctx.device,
+                                           normalize=recipe.normalize, test_batch_size=1000)
+        result = evaluate(model, test_loader)
+        metrics = {"test_accuracy": result.accuracy, "train_seconds": history.seconds[-1],
+                   "world_size": ctx.world_size}
+        pth = save_checkpoint(out / f"{stem}.pth", model, epoch=epochs, metrics=metrics)
+        onnx_path = export_onnx(model.cpu(), out / f"{stem}.onnx")
+        X = test_loader.X.cpu()
+        onnx_pred = torch.cat([onnx_logits(onnx_session(onnx_path), X[i : i + 1000]).argmax(1)
+                               for i in range(0, len(X), 1000)])
+        agree = (onnx_pred == result.predictions).float().mean().item()
+        print0(f"test accuracy: {result.accuracy:.2%} after {history.seconds[-1]:.1f} s of training "
+               f"on {ctx.world_size} processes")
+        print0(f"saved {pth} and {onnx_path} (ONNX predictions agree on {agree:.2%} of the test set)")
+    if dist.is_initialized():
+        dist.barrier()  # the snapshot goes only when rank 0 has saved the results
+    if ctx.is_main:
+        snapshot.unlink(missing_ok=True)
+        return 0 if agree == 1.0 else 1
+    return 0
 
 
 def _cmd_evaluate(args) -> int:
@@ -214,6 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="a folder holding the four Fashion-MNIST files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
+    p.add_argument("--backend", help="under torchrun: the process group's backend, gloo or nccl "
+                   "(default: nccl on CUDA, else gloo)")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun on GPUs: batch-norm statistics over all processes' samples")
+    p.add_argument("--snapshot", help="under torchrun: the per-epoch snapshot to resume from "
+                   "(default: OUT/NAME.snapshot.pt, removed when the run has finished)")
+    p.add_argument("--train-images", type=int, help="under torchrun: train on the first N training "
+                   "images only (a quick look at the mechanism; the test set stays whole)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="test accuracy of a .pth or .onnx model")

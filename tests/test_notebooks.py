@@ -20,6 +20,7 @@ COURSE = [
     "07_cnn",
     "08_troubleshooting",
     "09_classify_your_own_images",
+    "10_distributed",
 ]
 EXPECTS_ERROR = {"raises-exception", "nbval-raises-exception"}
 

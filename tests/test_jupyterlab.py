@@ -271,7 +271,18 @@ def run_in_lab(lab: Lab, browser, name: str, artifacts: browser_support.Screensh
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
         # a fast notebook may finish between two polls: "Busy" is not required, a stable "Idle" is
-        wait_for_status(page, "Idle", NOTEBOOK_TIMEOUT, stay=IDLE_SECONDS)
+        try:
+            wait_for_status(page, "Idle", NOTEBOOK_TIMEOUT, stay=IDLE_SECONDS)
+        except AssertionError as exc:
+            # where it got to: the screenshot shows the running cell, the message counts the finished
+            prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+            running = page.locator(".jp-CodeCell .jp-InputPrompt", has_text="[*]")
+            if running.count():
+                running.first.scroll_into_view_if_needed()
+            done = sum(bool(re.search(r"\[\d+\]", text)) for text in prompts)
+            raise AssertionError(
+                f"{name}: {exc}; {done} of {len(prompts)} code cells had finished (a slower machine "
+                "needs a larger FASHION_COURSE_LAB_TIMEOUT, in seconds)") from None
         seconds = time.monotonic() - start
         page.locator(".jp-NotebookPanel .jp-Notebook").first.click(position={"x": 5, "y": 5})
         page.keyboard.press("Control+s")

@@ -358,7 +358,9 @@ def load_any(path: str | os.PathLike) -> LoadedModel:
     """
     path = Path(path)
     if path.suffix == ".onnx":
-        session = onnx_session(path, input_shape=None)
+        # only files that take Fashion-MNIST's (1, 28, 28): what `predict` and `evaluate` feed
+        # them; a file of other images is read with onnx_session(path, input_shape=...)
+        session = onnx_session(path)
         meta = session.get_modelmeta().custom_metadata_map
         norm = (float(meta.get("mean", MEAN)), float(meta.get("std", STD)))
         classes = tuple(meta["classes"].split("|")) if meta.get("classes") else CLASSES

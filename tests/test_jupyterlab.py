@@ -52,7 +52,9 @@ def chosen_notebooks() -> list[str]:
     return [name for name in present if any(name.startswith(p) for p in prefixes)]
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API allows one instance at a time, so this one must be closed
+# before the other browser test module starts its own
+@pytest.fixture(scope="module")
 def browser():
     with chromium() as launched:
         yield launched
@@ -147,7 +149,7 @@ def kill_kernels_of(runtime: Path) -> None:
             pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(browser, tmp_path_factory):
     """`jupyter lab` from this environment with a token on a free port, stopped whatever happens."""
     root = tmp_path_factory.mktemp("lab")
@@ -207,7 +209,7 @@ def lab(browser, tmp_path_factory):
         signal.signal(signal.SIGTERM, previous)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def artifacts(request):
     return browser_support.screenshots(request.config, "JupyterLab screenshots", ARTIFACTS)
 

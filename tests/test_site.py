@@ -53,13 +53,15 @@ def build_site(out: Path, notebooks: Path | None = None) -> tuple[str, float, bo
     return done.stderr, seconds, bool(prefix)
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API allows one instance at a time, so this one must be closed
+# before the other browser test module starts its own
+@pytest.fixture(scope="module")
 def browser():
     with chromium() as launched:
         yield launched
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def course_site(tmp_path_factory, browser):
     """The real site, built from the stored notebooks (the browser first: no build without a check)."""
     out = tmp_path_factory.mktemp("site") / "_site"
@@ -94,7 +96,7 @@ def solution_notebook() -> dict:
             ]}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def small_site(tmp_path_factory, browser):
     folder = tmp_path_factory.mktemp("small-notebooks")
     (folder / "01_a_lesson.ipynb").write_text(json.dumps(solution_notebook()), encoding="utf-8")
@@ -231,7 +233,7 @@ def test_the_site_builds_offline_without_warnings(course_site):
     assert not missing, f"the API reference misses {missing}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def artifacts(request):
     return browser_support.screenshots(request.config, "website screenshots", ARTIFACTS)
 

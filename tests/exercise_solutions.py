@@ -58,3 +58,17 @@ def solution(notebook: str, answer: str, **names) -> object:
         exec(compile(tree, f"<{notebook}: solution of {answer}>", "exec"), module.__dict__)
         return module.__dict__[answer]
     raise LookupError(f"{notebook}: no solution cell defines {answer}")
+
+
+def function_stub(*args):
+    ...  # what an untouched exercise cell defines
+
+
+def assert_solution_solves_and_stubs_do_not(notebook: str, checkers, name: str, *,
+                                            stubs=(None, function_stub)):
+    """The notebook's own solution for ``name`` is accepted; each untouched stub is "not solved"."""
+    check = getattr(checkers, f"check_{name}")
+    outcome = check(solution(notebook, name))
+    assert outcome and outcome.status == "solved", outcome
+    for untouched in stubs:
+        assert check(untouched).status == "not solved", untouched

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from exercise_solutions import solution
+from exercise_solutions import assert_solution_solves_and_stubs_do_not, function_stub, solution
 from torch import nn
 
 import fashion_course as fc
@@ -14,18 +14,11 @@ NB = "03_build_the_model"
 ex = fc.exercises.nb03
 
 
-def stub(*args):
-    ...
-
-
 @pytest.mark.parametrize("name", ["mlp_parameters", "small_model", "predict"])
 def test_the_notebooks_solution_is_accepted_and_the_stub_is_not_solved(name):
-    check = getattr(ex, f"check_{name}")
-    outcome = check(solution(NB, name))
-    assert outcome and outcome.status == "solved", outcome
-    assert check(None).status == "not solved"
-    if name != "small_model":  # a model, not a function: its stub is `small_model = None`
-        assert check(stub).status == "not solved"
+    assert_solution_solves_and_stubs_do_not(
+        NB, ex, name, stubs=(None,) if name == "small_model" else (None, function_stub)
+    )  # small_model's stub is `small_model = None`
 
 
 @pytest.mark.parametrize("answer, expected", [

@@ -187,9 +187,11 @@ def test_multiply_adds_of_known_layers():
     assert multiply_adds(strided, (4, 10, 10)) == 8 * 4 * 4 * 2 * 3 * 3
     # The course's CNN, stage by stage: 28x28, 14x14 and 7x7 outputs, then the classifier.
     cnn = fc.FashionCNN()
-    expected = (28 * 28 * 32 * 1 * 9 + 14 * 14 * 64 * 32 * 9 + 7 * 7 * 96 * 64 * 9
+    expected = (28 * 28 * 24 * 1 * 9 + 14 * 14 * 64 * 24 * 9 + 7 * 7 * 96 * 64 * 9
                 + 96 * 7 * 7 * 256 + 256 * 10)
-    assert multiply_adds(cnn) == expected == 7_754_752
+    assert multiply_adds(cnn) == expected == 6_795_136
+    earlier = fc.FashionCNN((32, 64, 96), feature_dropout=0.25)  # dropout does no multiply-adds
+    assert multiply_adds(earlier) == expected + 28 * 28 * 8 * 9 + 14 * 14 * 64 * 8 * 9 == 7_754_752
     assert cnn.training  # counting does not leave the model in eval mode
 
 

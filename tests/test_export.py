@@ -51,6 +51,26 @@ def test_checkpoint_loads_with_plain_torch_weights_only(model, tmp_path):
         assert torch.equal(fresh(X).argmax(1), model(X).argmax(1))
 
 
+def test_a_cnn_checkpoint_of_an_earlier_release_loads_and_predicts_the_same(tmp_path):
+    """Earlier releases trained FashionCNN(32, 64, 96) with dropout 0.25 on the flattened features
+    and saved a config without "feature_dropout": it must rebuild with the same weights and the
+    same predictions (dropout does nothing at inference, whatever its rate)."""
+    torch.manual_seed(0)
+    old = fc.FashionCNN((32, 64, 96), feature_dropout=0.25)
+    old.train()
+    with torch.no_grad():
+        old(torch.randn(64, 1, 28, 28))
+    old.eval()
+    path = fc.save_checkpoint(tmp_path / "old.pth", old)
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["feature_dropout"]  # what an earlier release wrote
+    torch.save(payload, path)
+    loaded = fc.load_model(path)
+    assert loaded.config["channels"] == [32, 64, 96] and loaded.config["feature_dropout"] == 0.0
+    X = torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(fc.predict(loaded, X), fc.predict(old, X))
+
+
 def test_resumable_checkpoint_restores_the_optimizer(tmp_path):
     torch.manual_seed(0)
     model = fc.NeuralNetwork(hidden=8)

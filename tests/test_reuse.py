@@ -105,7 +105,8 @@ def test_a_checkpoint_of_other_images_reloads_with_its_shape_and_names(dataset, 
 
 def test_fashion_models_keep_their_config_and_checkpoint_contents():
     assert fc.NeuralNetwork().config == {"hidden": 512, "num_classes": 10}
-    assert set(fc.FashionCNN().config) == {"channels", "num_classes", "hidden", "dropout"}
+    assert set(fc.FashionCNN().config) == {"channels", "num_classes", "hidden", "dropout",
+                                          "feature_dropout"}
     assert fc.input_shape(fc.FashionCNN()) == (1, 28, 28)
     assert fc.evaluate.__kwdefaults__ == {"num_classes": None, "classes": None}
 

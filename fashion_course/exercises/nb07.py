@@ -8,7 +8,7 @@ from ._core import Outcome, attempt, solved, wrong
 
 __all__ = ["check_cnn_parameters", "check_conv_multiply_adds"]
 
-CHANNELS = [(32, 64, 96), (8, 16, 32), (4, 8, 8)]
+CHANNELS = [(24, 64, 96), (8, 16, 32), (4, 8, 8)]
 
 
 def _cnn_parameters(channels: tuple[int, int, int], *, hidden: int = 256) -> int:
@@ -55,7 +55,7 @@ def check_cnn_parameters(cnn_parameters: Any) -> Outcome:
                   f"{_cnn_parameters(CHANNELS[0]):,} for the default CNN.")
 
 
-CONV_CASES = [(1, 32, 28, 3), (32, 64, 14, 3), (64, 96, 7, 3), (3, 8, 10, 5)]
+CONV_CASES = [(1, 24, 28, 3), (24, 64, 14, 3), (64, 96, 7, 3), (3, 8, 10, 5)]
 
 
 def _conv_multiply_adds(in_channels: int, out_channels: int, size: int, kernel_size: int) -> int:
@@ -95,4 +95,4 @@ def check_conv_multiply_adds(conv_multiply_adds: Any) -> Outcome:
         return wrong(f"{call} = {got:,}, expected {expected:,}.",
                      "out_channels x size x size outputs, in_channels x k x k multiply-adds each.")
     return solved("right: out_channels x size x size outputs, in_channels x k x k multiply-adds each "
-                  f"({_conv_multiply_adds(32, 64, 14, 3):,} for the CNN's second convolution).")
+                  f"({_conv_multiply_adds(24, 64, 14, 3):,} for the CNN's second convolution).")

@@ -271,7 +271,8 @@ def test_the_recipes_fused_adamw_takes_the_same_steps_as_plain_adamw():
     plain_model = fc.build_recipe_model(recipe)
     plain_model.load_state_dict(fused_model.state_dict())
     initial = [p.detach().clone() for p in fused_model.parameters()]
-    fused_model.eval(), plain_model.eval()  # no dropout masks: the two models see the same function
+    fused_model.eval()  # no dropout masks: the two models compute the same function
+    plain_model.eval()
     fused, _ = fc.make_optimizer(recipe, fused_model, steps_per_epoch=10)
     assert fused.defaults["fused"] is True
     plain = torch.optim.AdamW(plain_model.parameters(), lr=3e-3, weight_decay=5e-2, foreach=False)

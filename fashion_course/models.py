@@ -66,23 +66,32 @@ class NeuralNetwork(nn.Module):
 
     The last layer returns logits with no activation: ``nn.CrossEntropyLoss`` applies
     log-softmax itself, and a ReLU there would clip every negative logit to zero.
+    ``batch_norm=True`` puts an ``nn.BatchNorm1d`` between each hidden layer and its ReLU (the
+    linear layer then needs no bias, batch norm adds one); ``RECIPES["mlp"]`` uses it with
+    ``hidden=1024`` (05_optimization_loop says why).
     ``in_channels`` and ``image_size`` (an int or ``(height, width)``) fit it to other images,
     e.g. ``NeuralNetwork(num_classes=5, in_channels=3, image_size=32)`` for small colour photos.
     """
 
     def __init__(
-        self, hidden: int = 512, num_classes: int = 10, *, in_channels: int = 1,
-        image_size: int | tuple[int, int] = 28,
+        self, hidden: int = 512, num_classes: int = 10, *, batch_norm: bool = False,
+        in_channels: int = 1, image_size: int | tuple[int, int] = 28,
     ) -> None:
         super().__init__()
         image_config, self.input_shape = _image_config(in_channels, image_size)
         self.config = {"hidden": hidden, "num_classes": num_classes, **image_config}
+        if batch_norm:  # only when set: checkpoints of the plain network keep their config
+            self.config["batch_norm"] = True
         self.flatten = nn.Flatten()
+
+        def hidden_layer(n_in: int) -> list[nn.Module]:
+            if batch_norm:
+                return [nn.Linear(n_in, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU()]
+            return [nn.Linear(n_in, hidden), nn.ReLU()]
+
         self.linear_relu_stack = nn.Sequential(
-            nn.Linear(math.prod(self.input_shape), hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
+            *hidden_layer(math.prod(self.input_shape)),
+            *hidden_layer(hidden),
             nn.Linear(hidden, num_classes),
         )
 

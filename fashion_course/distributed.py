@@ -260,7 +260,16 @@ def _all_sum(values: list[float], ctx: DistributedContext) -> list[float]:
 
 
 def _test_sharded(model: nn.Module, loader, loss_fn, ctx: DistributedContext) -> tuple[float, float]:
-    """Loss and accuracy on the whole split, each rank evaluating one contiguous part of it."""
+    """Loss and accuracy on the whole split, each rank evaluating one contiguous part of it.
+
+    Every rank first takes rank 0's buffers (batch norm's running averages). DDP copies them from
+    rank 0 at the start of each training forward pass, but that pass then updates each rank's copy
+    with its own shard, so after training they differ slightly; without this the ranks would score
+    slightly different models, none of them exactly the one rank 0 saves.
+    """
+    if dist.is_initialized() and ctx.world_size > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
     n = loader.num_samples
     start, stop = n * ctx.rank // ctx.world_size, n * (ctx.rank + 1) // ctx.world_size
     model.eval()

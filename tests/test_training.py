@@ -161,7 +161,7 @@ def test_recipes_are_what_their_comments_say():
     mlp, cnn = fc.RECIPES["mlp"], fc.RECIPES["cnn"]
     assert (mlp.optimizer, mlp.schedule, mlp.batch_size, mlp.epochs) == ("adamw", "onecycle", 256, 15)
     assert (mlp.hidden, mlp.batch_norm) == (1024, True)  # 1024 units, batch norm: the margin over 90 %
-    assert (cnn.epochs, cnn.channels, cnn.feature_dropout) == (8, None, None)  # fc.FashionCNN() itself
+    assert (cnn.epochs, cnn.batch_size, cnn.channels, cnn.feature_dropout) == (15, 128, None, None)
     assert fc.RECIPES["cnn_best"].feature_dropout == 0.25  # the network its 94.5 % was measured with
     with pytest.raises(ValueError, match="unknown recipe"):
         fc.train_recipe("bogus")

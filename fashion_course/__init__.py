@@ -85,7 +85,15 @@ if TORCH_IMPORT_ERROR is None:
         train_val_split,
         validation_indices,
     )
-    from .models import MODELS, FashionCNN, NeuralNetwork, build_model, count_parameters, input_shape
+    from .models import (
+        MODELS,
+        FashionCNN,
+        NeuralNetwork,
+        build_model,
+        count_parameters,
+        input_shape,
+        patch_whitening,
+    )
     from .plotting import (
         plot_class_grid,
         plot_confusion_matrix,
@@ -114,6 +122,7 @@ if TORCH_IMPORT_ERROR is None:
         flip_tta_accuracy,
         make_optimizer,
         predict,
+        prepare_model,
         test_loop,
         train_loop,
         train_recipe,
@@ -145,11 +154,13 @@ __all__ = [
     "random_flip_shift", "random_erase", "batch_augmentation", "train_val_split",
     "validation_indices",
     "NeuralNetwork", "FashionCNN", "MODELS", "build_model", "count_parameters", "input_shape",
+    "patch_whitening",
     "show_images", "plot_sample_grid", "plot_class_grid", "plot_history",
     "plot_confusion_matrix", "plot_misclassified",
     "train_loop", "test_loop", "fit", "History", "Evaluation", "evaluate", "predict",
     "flip_tta_accuracy",
-    "Recipe", "RECIPES", "build_recipe_model", "augmentation", "make_optimizer", "train_recipe",
+    "Recipe", "RECIPES", "build_recipe_model", "prepare_model", "augmentation", "make_optimizer",
+    "train_recipe",
     "run_checks", "torchvision_ops_check", "exercises",
     "ImageError", "PreparedImage", "open_image", "to_grayscale", "prepare_image", "plot_preparation",
     "labelled_images", "folder_name",

@@ -245,7 +245,15 @@ def train_timed(recipe, *, device, data, epochs=None, seed=0, fast=False, log=No
     pass a slice. Returns ``(model, epochs)`` with one dict per epoch.
     """
     from .loaders import InMemoryLoader
-    from .training import _sync, augmentation, build_recipe_model, make_optimizer, test_loop, train_loop
+    from .training import (
+        _sync,
+        augmentation,
+        build_recipe_model,
+        make_optimizer,
+        prepare_model,
+        test_loop,
+        train_loop,
+    )
 
     recipe = replace(recipe, epochs=epochs or recipe.epochs)
     norm = {} if recipe.normalize else {"mean": 0.0, "std": 1.0}  # the older recipe: raw pixels
@@ -257,6 +265,7 @@ def train_timed(recipe, *, device, data, epochs=None, seed=0, fast=False, log=No
         generator=torch.Generator().manual_seed(seed), **norm,
     )
     test = InMemoryLoader(data[2], data[3], batch_size=1000, device=device, **norm)
+    prepare_model(recipe, model, train)
     optimizer, scheduler = make_optimizer(recipe, model, len(train))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     runner = Autocast(model) if fast else model
@@ -324,6 +333,9 @@ def bench_training(names, *, device, root=None, smoke=False, seed=0, log=None) -
             entry["flip_tta_accuracy"] = flip_tta_accuracy(model, test_loader)
         results[name] = entry
         models[name] = model.eval()
+    if "older" in results:  # each recipe's training time as a multiple of the older tutorials'
+        for entry in results.values():
+            entry["seconds_vs_older"] = entry["seconds"] / results["older"]["seconds"]
     return results, models, data
 
 
@@ -400,8 +412,9 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| {label} | {row['seconds']:.2f} | {row['samples_per_second']:,.0f} | "
                      f"{fast / row['samples_per_second']:.0f}x |")
     lines += ["", "| recipe | epochs | test accuracy | flip TTA | train seconds (wall) | CPU seconds "
-              "| first epoch >= 93 % | multiply-adds / image | GFLOP/s training | share of peak |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| x older | first epoch >= 93 % | multiply-adds / image | GFLOP/s training "
+              "| share of peak |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in result["training"].items():
         tta = f"{r['flip_tta_accuracy']:.2%}" if "flip_tta_accuracy" in r else "-"
         hit = r["first_reached"]["0.930"]
@@ -409,10 +422,19 @@ def to_markdown(result: dict) -> str:
         macs = f"{r['multiply_adds_per_image'] / 1e6:.2f} M" if "multiply_adds_per_image" in r else "-"
         rate = f"{r['achieved_gflops']:.1f}" if "achieved_gflops" in r else "-"
         share = f"{r['share_of_peak']:.1%}" if r.get("share_of_peak") is not None else "-"
+        ratio = f"{r['seconds_vs_older']:.1f}" if "seconds_vs_older" in r else "-"
         lines.append(f"| {name} | {len(r['epochs'])} | {r['test_accuracy']:.2%} | {tta} | "
-                     f"{r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {hit} | {macs} | {rate} | {share} |")
+                     f"{r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {ratio} | {hit} | {macs} | "
+                     f"{rate} | {share} |")
     if result["training"]:
-        lines += ["", "Multiply-adds: one forward pass of one image through the convolutions and linear "
+        lines.append("")
+        if any("seconds_vs_older" in r for r in result["training"].values()):
+            lines.append("x older: the recipe's training seconds divided by those of `older` (the "
+                         "older tutorials' recipe) in the same run. Both train on the same cores "
+                         "minutes apart, so the ratio depends less on the machine than the seconds "
+                         "do, though a shared machine still moves it by a tenth or more between "
+                         "runs.")
+        lines += ["Multiply-adds: one forward pass of one image through the convolutions and linear "
                   "layers. GFLOP/s: the floating-point operations of the forward and backward passes "
                   "(convolutions and matrix products as `torch.utils.flop_counter` counts them, 2 per "
                   "multiply-add, about 3 x 2 x the multiply-adds) of every training image, divided by "

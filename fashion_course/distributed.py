@@ -310,7 +310,15 @@ def train_distributed(
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from .loaders import in_memory_loaders
-    from .training import RECIPES, History, augmentation, build_recipe_model, make_optimizer, train_loop
+    from .training import (
+        RECIPES,
+        History,
+        augmentation,
+        build_recipe_model,
+        make_optimizer,
+        prepare_model,
+        train_loop,
+    )
 
     recipe = RECIPES[recipe] if isinstance(recipe, str) else recipe
     epochs = epochs or recipe.epochs
@@ -329,6 +337,7 @@ def train_distributed(
             raise DistributedSetupError(
                 f"train_images must be between 1 and {train_loader.num_samples}, got {train_images}")
         train_loader.X, train_loader.y = train_loader.X[:train_images], train_loader.y[:train_images]
+    prepare_model(recipe, model, train_loader)  # the same data on every rank: the same stem
     shards = ShardedLoader(train_loader, rank=ctx.rank, world_size=ctx.world_size, seed=seed)
     optimizer, scheduler = make_optimizer(recipe, model, len(shards))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)

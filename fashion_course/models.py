@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 __all__ = [
     "NeuralNetwork", "FashionCNN", "MODELS", "build_model", "count_parameters", "input_shape",
+    "patch_whitening",
 ]
 
 IMAGE_SHAPE = (1, 28, 28)  # Fashion-MNIST: one channel (grayscale), 28x28 pixels
@@ -103,6 +105,56 @@ class NeuralNetwork(nn.Module):
         return logits
 
 
+def patch_whitening(
+    images: torch.Tensor, count: int, *, kernel_size: int = 3, eps: float = 1e-2,
+    max_images: int = 10_000,
+) -> torch.Tensor:
+    """Convolution filters that whiten the images' small patches: ``2 * count`` of them, ``±`` each.
+
+    Every ``kernel_size`` x ``kernel_size`` patch (zero-padded at the border, as a convolution with
+    ``padding=kernel_size // 2`` sees it) of the first ``max_images`` images is a vector; its
+    covariance matrix has eigenvectors, the patterns in which patches vary (their brightness, then
+    horizontal and vertical gradients, ... , finally the finest checkerboards), and eigenvalues,
+    how much they vary along each. The ``count`` eigenvectors of the largest eigenvalues, each
+    divided by the square root of its eigenvalue (plus ``eps``), give outputs of roughly unit
+    variance that are uncorrelated: the patch *whitened*. Each filter comes with its negative, so
+    that a ReLU after it keeps both signs of the pattern. Each eigenvector's sign is fixed (its
+    first entry of at least half its largest magnitude is positive) so that every machine builds
+    the same filters in the same order.
+    ``images`` is ``(N, C, H, W)`` float, normalised as the network sees it; the result is
+    ``(2 * count, C, kernel_size, kernel_size)``. The idea is the first layer of airbench's
+    CIFAR-10 networks (Keller Jordan, 2024).
+    """
+    if images.dim() != 4 or not images.is_floating_point():
+        raise ValueError(f"images must be a float (N, C, H, W) tensor, got {images.dtype} "
+                         f"{tuple(images.shape)}")
+    channels, k = images.shape[1], kernel_size
+    dim = channels * k * k
+    if not 1 <= count <= dim:
+        raise ValueError(f"count must be between 1 and {dim} (the values in a {channels}x{k}x{k} "
+                         f"patch), got {count}")
+    total, outer, n = torch.zeros(dim, dtype=torch.float64), torch.zeros(dim, dim, dtype=torch.float64), 0
+    for chunk in images[:max_images].split(1000):
+        patches = nn.functional.unfold(chunk.detach().cpu().double(), k, padding=k // 2)
+        patches = patches.transpose(1, 2).reshape(-1, dim)
+        total += patches.sum(0)
+        outer += patches.T @ patches
+        n += len(patches)
+    mean = total / n
+    covariance = outer / n - torch.outer(mean, mean)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
+    eigenvalues, eigenvectors = eigenvalues.flip(0)[:count], eigenvectors.flip(1)[:, :count]
+    # An eigenvector's sign is arbitrary; fix it by its first entry of at least half its largest
+    # magnitude. ("Its largest entry" would not do: a pattern that is antisymmetric under a half
+    # turn, such as a diagonal gradient, has two largest entries of opposite sign, and rounding
+    # would pick one or the other on different machines.)
+    magnitude = eigenvectors.abs()
+    first = (magnitude >= magnitude.max(0).values / 2).int().argmax(0)  # argmax: the first True
+    eigenvectors = eigenvectors * eigenvectors[first, torch.arange(count)].sign()
+    filters = (eigenvectors / (eigenvalues.clamp_min(0) + eps).sqrt()).T
+    return torch.cat([filters, -filters]).float().reshape(2 * count, channels, k, k)
+
+
 def _conv_block(c_in: int, c_out: int, *, pool: bool) -> nn.Sequential:
     layers = [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)]  # BN adds the bias
     if pool:
@@ -128,6 +180,13 @@ class FashionCNN(nn.Module):
     checkpoint that does not record it loads with 0, the same network at inference).
     ``in_channels`` and ``image_size`` fit it to other images (each side is halved twice,
     rounding down).
+
+    ``whitened_stem=True`` freezes the first convolution: it is not learned but set from the
+    training images by :meth:`whiten_stem` (:func:`patch_whitening`: ``c1 / 2`` whitening filters
+    and their negatives). Nothing before it needs a gradient, so the backward pass stops at the
+    first batch norm: the gradients of the 28x28 stage's pooling and convolution, the costliest
+    memory traffic of a training step, are never computed. ``RECIPES["cnn"]`` uses it with
+    ``channels=(16, 64, 96)`` (07_cnn, section 8).
     """
 
     def __init__(
@@ -138,6 +197,7 @@ class FashionCNN(nn.Module):
         dropout: float = 0.25,
         *,
         feature_dropout: float = 0.0,
+        whitened_stem: bool = False,
         in_channels: int = 1,
         image_size: int | tuple[int, int] = 28,
     ) -> None:
@@ -148,15 +208,23 @@ class FashionCNN(nn.Module):
         if min(height, width) < 4:
             raise ValueError(f"FashionCNN pools twice: images need at least 4x4 pixels, not "
                              f"{height}x{width}")
+        if whitened_stem and (c1 % 2 or not 2 <= c1 <= 2 * 9 * self.input_shape[0]):
+            raise ValueError(f"a whitened stem has a filter and its negative per pattern: its "
+                             f"channels must be even and at most {2 * 9 * self.input_shape[0]} "
+                             f"(twice the values in a 3x3 patch), not {c1}")
         self.config = {
             "channels": list(channels), "num_classes": num_classes, "hidden": hidden,
             "dropout": dropout, "feature_dropout": feature_dropout, **image_config,
         }
+        if whitened_stem:  # only when set: checkpoints of the learned stem keep their config
+            self.config["whitened_stem"] = True
         self.features = nn.Sequential(
             _conv_block(self.input_shape[0], c1, pool=True),
             _conv_block(c1, c2, pool=True),
             _conv_block(c2, c3, pool=False),
         )
+        if whitened_stem:
+            self.features[0][0].weight.requires_grad_(False)
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(feature_dropout),  # p=0 returns its input untouched: no random numbers drawn
@@ -165,6 +233,19 @@ class FashionCNN(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
+
+    def whiten_stem(self, images: torch.Tensor) -> FashionCNN:
+        """Set the frozen first convolution from ``images`` (float ``(N, C, H, W)``, normalised as
+        the network sees them, e.g. ``InMemoryLoader.X``); returns the model."""
+        if not self.config.get("whitened_stem"):
+            raise ValueError("this FashionCNN learns its first convolution; build it with "
+                             "whitened_stem=True to set that convolution from the data")
+        if tuple(images.shape[1:]) != self.input_shape:
+            _check_input(self, images, flat_ok=False)
+        conv = self.features[0][0]
+        with torch.no_grad():
+            conv.weight.copy_(patch_whitening(images, conv.out_channels // 2))
+        return self
 
     def forward(self, x):
         if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import time
 from dataclasses import replace
 
@@ -23,9 +24,9 @@ import fashion_course as fc
 
 
 def parse(variant: str) -> dict:
-    """``"epochs=15,lr=0.002"`` -> ``{"epochs": 15, "lr": 0.002}``."""
+    """``"epochs=15,channels=(16,64,96)"`` -> ``{"epochs": 15, "channels": (16, 64, 96)}``."""
     fields = {}
-    for item in filter(None, variant.split(",")):
+    for item in filter(None, re.split(r",(?![^(]*\))", variant)):  # commas outside parentheses
         key, _, value = item.partition("=")
         fields[key.strip()] = ast.literal_eval(value.strip())
     return fields

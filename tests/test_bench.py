@@ -71,6 +71,10 @@ def test_smoke_run_writes_json_with_every_section(smoke):
         assert entry["achieved_gflops"] == pytest.approx(expected)
         assert entry["share_of_peak"] == pytest.approx(expected / machine["cpu_peak"]["gflops"])
     assert machine["cpu_peak"]["cores"] == 1  # the one thread torch used
+    older_seconds = result["training"]["older"]["seconds"]
+    for entry in result["training"].values():  # training time as a multiple of the older recipe's
+        assert entry["seconds_vs_older"] == pytest.approx(entry["seconds"] / older_seconds)
+    assert result["training"]["older"]["seconds_vs_older"] == 1.0
 
     for name in ("mlp", "cnn"):
         entry = result["inference"][name]
@@ -120,6 +124,18 @@ def test_markdown_marks_missed_thresholds_and_full_runs():
     assert "| torchvision DataLoader, num_workers=0 | 2.00 | 2 | 50x |" in markdown
     assert "| cnn | 1 | 90.00% | 91.00% | 3.0 | 4.0 | - |" in markdown
     assert "| model | batch |" not in markdown  # no models timed for inference: no empty table
+    assert "x older" not in markdown.split("| cnn |")[1]  # no older row: no ratio, no note on it
+
+    # With the older recipe in the run, each row says how many times its training time it took
+    older = {"epochs": [{}] * 5, "test_accuracy": 0.65, "seconds": 2.0, "cpu_seconds": 4.0,
+             "first_reached": {"0.930": None}, "seconds_vs_older": 1.0}
+    result["training"] = {"older": older, **result["training"]}
+    result["training"]["cnn"]["seconds_vs_older"] = 1.5
+    markdown = to_markdown(result)
+    assert "| train seconds (wall) | CPU seconds | x older | first epoch >= 93 % |" in markdown
+    assert "| older | 5 | 65.00% | - | 2.0 | 4.0 | 1.0 | - |" in markdown
+    assert "| cnn | 1 | 90.00% | 91.00% | 3.0 | 4.0 | 1.5 | - |" in markdown
+    assert "x older: the recipe's training seconds divided by those of `older`" in markdown
 
 
 def test_autocast_wrapper_runs_in_bfloat16_and_returns_float32_logits():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -161,7 +163,8 @@ def test_recipes_are_what_their_comments_say():
     mlp, cnn = fc.RECIPES["mlp"], fc.RECIPES["cnn"]
     assert (mlp.optimizer, mlp.schedule, mlp.batch_size, mlp.epochs) == ("adamw", "onecycle", 256, 15)
     assert (mlp.hidden, mlp.batch_norm) == (1024, True)  # 1024 units, batch norm: the margin over 90 %
-    assert (cnn.epochs, cnn.batch_size, cnn.channels, cnn.feature_dropout) == (15, 128, None, None)
+    assert (cnn.epochs, cnn.batch_size, cnn.channels, cnn.feature_dropout) == (10, 256, (16, 64, 96), None)
+    assert cnn.whitened_stem and not fc.RECIPES["cnn_best"].whitened_stem
     assert fc.RECIPES["cnn_best"].feature_dropout == 0.25  # the network its 94.5 % was measured with
     with pytest.raises(ValueError, match="unknown recipe"):
         fc.train_recipe("bogus")
@@ -240,6 +243,88 @@ def test_mlp_with_batch_norm_saves_and_loads_and_ignores_the_batch_in_eval(tmp_p
     assert loaded.config["batch_norm"] is True and not loaded.training
     with torch.no_grad():
         assert torch.equal(loaded(X), model(X))
+
+
+def _smooth_images(n=64, seed=0):
+    """Images with correlated neighbouring pixels (blurred noise), like real ones, unlike noise."""
+    noise = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+    return nn.functional.avg_pool2d(noise, 3, stride=1, padding=1) * 3 + 0.5
+
+
+def test_patch_whitening_whitens_every_patch_a_convolution_sees():
+    images = _smooth_images()
+    filters = fc.patch_whitening(images, 9, eps=0.0)  # all 9 patterns of a 3x3 patch, no damping
+    assert filters.shape == (18, 1, 3, 3)
+    assert torch.equal(filters[9:], -filters[:9])  # each filter with its negative
+    # Known answer: the convolution's outputs over every position are uncorrelated with unit
+    # variance. torch.cov of the outputs is the oracle (the function accumulates in float64).
+    out = nn.functional.conv2d(images.double(), filters[:9].double(), padding=1)
+    covariance = torch.cov(out.permute(1, 0, 2, 3).reshape(9, -1), correction=0)
+    torch.testing.assert_close(covariance, torch.eye(9, dtype=torch.float64), atol=1e-6, rtol=0)
+    # The strongest pattern comes first: with eps the first filter is the least damped one, and a
+    # filter's first weight of at least half its largest magnitude is positive, so that every
+    # machine orders and signs them alike
+    damped = fc.patch_whitening(images, 4)
+    flat = damped[:4].reshape(4, 9)
+    for row in flat:
+        (big,) = (row.abs() >= row.abs().max() / 2).nonzero()[0]
+        assert row[big] > 0
+    variances = nn.functional.conv2d(images, damped[:4], padding=1).var(dim=(0, 2, 3))
+    assert torch.all(variances[:-1] >= variances[1:]) and variances[0] > 0.99
+    assert torch.equal(damped, fc.patch_whitening(images, 4))  # deterministic
+    with pytest.raises(ValueError, match="between 1 and 9"):
+        fc.patch_whitening(images, 10)
+    with pytest.raises(ValueError, match="float"):
+        fc.patch_whitening((images * 255).to(torch.uint8), 4)
+
+
+def test_a_whitened_stem_is_frozen_and_the_backward_pass_stops_before_it():
+    torch.manual_seed(0)
+    model = fc.FashionCNN((8, 16, 32), whitened_stem=True)
+    assert model.config["whitened_stem"] is True and "whitened_stem" not in fc.FashionCNN().config
+    stem = model.features[0][0]
+    assert not stem.weight.requires_grad
+    images = _smooth_images(32)
+    assert model.whiten_stem(images) is model
+    assert torch.equal(stem.weight, fc.patch_whitening(images, 4))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.05)
+    before = stem.weight.clone()
+    loss = nn.functional.cross_entropy(model(images), torch.arange(32) % 10)
+    loss.backward()
+    optimizer.step()
+    assert stem.weight.grad is None and torch.equal(stem.weight, before)  # neither learned nor decayed
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    # Nothing before the first batch norm needs a gradient: no backward through the 28x28 stage
+    assert not model.features[0][1](stem(images)).requires_grad
+    with pytest.raises(ValueError, match="even"):
+        fc.FashionCNN((9, 16, 32), whitened_stem=True)
+    with pytest.raises(ValueError, match="at most 18"):
+        fc.FashionCNN((20, 16, 32), whitened_stem=True)
+    with pytest.raises(ValueError, match="whitened_stem=True"):
+        fc.FashionCNN((8, 16, 32)).whiten_stem(images)
+    with pytest.raises(ValueError, match="expects a batch of images"):
+        model.whiten_stem(images[:, 0])
+
+
+def test_a_whitened_stem_saves_and_loads_frozen(tmp_path):
+    model = fc.FashionCNN((8, 16, 32), whitened_stem=True).whiten_stem(_smooth_images(16)).eval()
+    loaded = fc.load_model(fc.save_checkpoint(tmp_path / "whitened.pth", model))
+    assert loaded.config == model.config and not loaded.features[0][0].weight.requires_grad
+    X = _smooth_images(4, seed=1)
+    with torch.no_grad():
+        assert torch.equal(loaded(X), model(X))
+
+
+def test_train_recipe_whitens_the_stem_from_its_training_images(real_data):
+    recipe = dataclasses.replace(fc.RECIPES["cnn"], channels=(4, 8, 8), epochs=1)
+    assert recipe.whitened_stem
+    model, history = fc.train_recipe(recipe, root=real_data.root, seed=0)
+    train_loader, _ = fc.in_memory_loaders(recipe.batch_size, root=real_data.root)
+    # Set from the 60,000 normalised training images before the first step, and not moved since
+    assert torch.equal(model.features[0][0].weight, fc.patch_whitening(train_loader.X, 2))
+    assert history.test_accuracy[0] > 0.5  # one epoch of a tiny network learns
+    with pytest.raises(ValueError, match="CNN only"):
+        fc.build_recipe_model(fc.Recipe(model="mlp", whitened_stem=True))
 
 
 def test_augmentation_follows_the_recipe():

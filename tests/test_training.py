@@ -163,7 +163,11 @@ def test_recipes_are_what_their_comments_say():
     mlp, cnn = fc.RECIPES["mlp"], fc.RECIPES["cnn"]
     assert (mlp.optimizer, mlp.schedule, mlp.batch_size, mlp.epochs) == ("adamw", "onecycle", 256, 15)
     assert (mlp.hidden, mlp.batch_norm) == (1024, True)  # 1024 units, batch norm: the margin over 90 %
-    assert (cnn.epochs, cnn.batch_size, cnn.channels, cnn.feature_dropout) == (10, 256, (16, 64, 96), None)
+    assert (cnn.epochs, cnn.batch_size, cnn.channels, cnn.feature_dropout) == (10, 256, (16, 64, 80), None)
+    model = fc.build_recipe_model(cnn)  # the narrow classifier the recipe asks for, without dropout
+    assert (model.config["hidden"], model.config["dropout"]) == (128, 0.0)
+    assert [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)] == [128, 10]
+    assert all(m.p == 0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
     assert cnn.whitened_stem and not fc.RECIPES["cnn_best"].whitened_stem
     assert fc.RECIPES["cnn_best"].feature_dropout == 0.25  # the network its 94.5 % was measured with
     with pytest.raises(ValueError, match="unknown recipe"):
@@ -205,11 +209,18 @@ def test_recipe_channels_are_for_the_cnn_only():
     assert small.config["channels"] == [8, 16, 32]
 
 
-def test_recipe_hidden_and_batch_norm_are_for_the_mlp_only():
+def test_recipe_batch_norm_is_for_the_mlp_only_and_hidden_sizes_either_classifier():
     with pytest.raises(ValueError, match="MLP only"):
         fc.build_recipe_model(fc.Recipe(model="cnn", batch_norm=True))
-    with pytest.raises(ValueError, match="MLP only"):
-        fc.build_recipe_model(fc.Recipe(model="cnn", hidden=64))
+    with pytest.raises(ValueError, match="CNN only"):
+        fc.build_recipe_model(fc.Recipe(model="mlp", dropout=0.1))
+    narrow = fc.build_recipe_model(fc.Recipe(model="cnn", channels=(8, 16, 32), hidden=64, dropout=0.0))
+    assert narrow.config["hidden"] == 64 and narrow.config["dropout"] == 0.0
+    linears = [m for m in narrow.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [(32 * 7 * 7, 64), (64, 10)]
+    assert [m.p for m in narrow.modules() if isinstance(m, torch.nn.Dropout)] == [0.0, 0.0]
+    default = fc.build_recipe_model(fc.Recipe(model="cnn"))
+    assert default.config["hidden"] == 256 and default.config["dropout"] == 0.25
     wide = fc.build_recipe_model(fc.Recipe(model="mlp", hidden=64, batch_norm=True))
     assert wide.config == {"hidden": 64, "num_classes": 10, "batch_norm": True}
     norms = [m for m in wide.modules() if isinstance(m, torch.nn.BatchNorm1d)]

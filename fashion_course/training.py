@@ -393,8 +393,6 @@ def build_recipe_model(recipe: Recipe) -> nn.Module:
             or recipe.whitened_stem):
         raise ValueError(f"channels, dropout, feature_dropout and whitened_stem are for the CNN "
                          f"only, not for model {recipe.model!r}")
-    if recipe.model != "mlp" and recipe.hidden is not None:
-        raise ValueError(f"hidden is for the MLP and the CNN, not for model {recipe.model!r}")
     config = {"hidden": recipe.hidden} if recipe.hidden is not None else {}
     if recipe.batch_norm:
         config["batch_norm"] = True

@@ -76,6 +76,7 @@ if TORCH_IMPORT_ERROR is None:
     )
     from .loaders import (
         InMemoryLoader,
+        alternating_flips,
         batch_augmentation,
         dataloaders,
         in_memory_loaders,
@@ -151,7 +152,7 @@ __all__ = [
     "CheckpointError", "OnnxModelError", "save_checkpoint", "load_checkpoint", "load_model",
     "export_onnx", "onnx_session", "onnx_logits", "onnx_parity",
     "InMemoryLoader", "in_memory_loaders", "dataloaders", "normalize_transform",
-    "random_flip_shift", "random_erase", "batch_augmentation", "train_val_split",
+    "random_flip_shift", "random_erase", "batch_augmentation", "alternating_flips", "train_val_split",
     "validation_indices",
     "NeuralNetwork", "FashionCNN", "MODELS", "build_model", "count_parameters", "input_shape",
     "patch_whitening",

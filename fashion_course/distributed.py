@@ -188,6 +188,8 @@ class ShardedLoader:
         return full * self.loader.batch_size + last - last % self.world_size
 
     def __iter__(self):
+        from .loaders import alternating_flips
+
         source = self.loader
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         n = source.num_samples
@@ -198,6 +200,8 @@ class ShardedLoader:
         for i in range(len(self)):
             index = order[i * source.batch_size : (i + 1) * source.batch_size]
             X = source.X[index]
+            if source.flip_phase is not None:  # the loader's alternate_flips: by this epoch's parity
+                X = alternating_flips(X, index, source.flip_phase, self.epoch)
             if source.augment is not None:
                 X = source.augment(X, generator=generator)
             share = len(index) // self.world_size  # a short last batch loses at most W-1 samples
@@ -331,7 +335,8 @@ def train_distributed(
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     train_loader, test_loader = in_memory_loaders(
         recipe.batch_size, root=root, device=ctx.device, normalize=recipe.normalize,
-        augment=augmentation(recipe), seed=seed)
+        augment=augmentation(recipe), seed=seed,
+        alternate_flips=recipe.augment and recipe.alternate_flips)
     if train_images is not None:
         if not 0 < train_images <= train_loader.num_samples:
             raise DistributedSetupError(

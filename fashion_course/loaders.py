@@ -23,6 +23,8 @@ __all__ = [
     "in_memory_loaders",
     "random_flip_shift",
     "random_erase",
+    "batch_augmentation",
+    "alternating_flips",
 ]
 
 
@@ -76,20 +78,26 @@ def validation_indices(n: int = 60_000, val_size: int = 5000, *, seed: int = 0):
 
 
 def random_flip_shift(
-    X: torch.Tensor, *, max_shift: int = 2, generator: torch.Generator | None = None
+    X: torch.Tensor,
+    *,
+    max_shift: int = 2,
+    generator: torch.Generator | None = None,
+    flip: bool = True,
 ) -> torch.Tensor:
     """Flip half of a batch left-right and shift every image by up to ``max_shift`` pixels.
 
     Works on a whole ``(N, C, H, W)`` batch at once, on its device; the label of a flipped or
     slightly shifted garment is unchanged. Pixels shifted in from outside the image take the
     smallest value in the batch (the background). The random numbers come from ``generator``
-    (on its own device), so a seeded generator gives the same batch every time.
+    (on its own device), so a seeded generator gives the same batch every time. ``flip=False``
+    only shifts (the loader's ``alternate_flips`` does the mirroring then).
     """
     n, _, h, w = X.shape
     device = X.device
     gen_device = generator.device if generator is not None else "cpu"
-    flip = torch.rand(n, generator=generator, device=gen_device) < 0.5
-    X = torch.where(flip.to(device)[:, None, None, None], X.flip(3), X)
+    if flip:
+        mirror = torch.rand(n, generator=generator, device=gen_device) < 0.5
+        X = torch.where(mirror.to(device)[:, None, None, None], X.flip(3), X)
     if max_shift == 0:
         return X
     s = max_shift
@@ -152,18 +160,37 @@ def random_erase(
     return torch.where(mask, noise.to(X.dtype), X)
 
 
-def batch_augmentation(*, max_shift: int = 1, erase: float = 0.0):
-    """The training-batch augmentation of a recipe: flips and shifts, then random erasing."""
+def batch_augmentation(*, max_shift: int = 1, erase: float = 0.0, flip: bool = True):
+    """The training-batch augmentation of a recipe: flips and shifts, then random erasing.
+
+    ``flip=False`` leaves the mirroring out (for a loader with ``alternate_flips``); with no
+    shift and no erasing either there is nothing left to do, and the result is ``None``.
+    """
+    if not flip and max_shift == 0 and erase == 0.0:
+        return None
     if erase == 0.0:
         from functools import partial
 
-        return partial(random_flip_shift, max_shift=max_shift)
+        return partial(random_flip_shift, max_shift=max_shift, flip=flip)
 
     def augment(X: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        X = random_flip_shift(X, max_shift=max_shift, generator=generator)
+        X = random_flip_shift(X, max_shift=max_shift, generator=generator, flip=flip)
         return random_erase(X, p=erase, generator=generator)
 
     return augment
+
+
+def alternating_flips(X: torch.Tensor, index: torch.Tensor, phase: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Mirror the images of a batch that are due in this epoch: every other epoch for each image.
+
+    ``index`` says which training images the batch ``X`` holds and ``phase`` (a boolean per
+    training image, drawn once) whether an image is mirrored in even epochs; in odd epochs the
+    others are. Over any two epochs in a row every image is seen once as it is and once mirrored,
+    where random flips show half of them the same way twice in a row (the "alternating flip" of
+    Keller Jordan's airbench, which trains CIFAR-10 networks to the same accuracy in fewer epochs).
+    """
+    mirror = phase[index] ^ bool(epoch % 2)
+    return torch.where(mirror[:, None, None, None], X.flip(3), X)
 
 
 class InMemoryLoader:
@@ -172,6 +199,8 @@ class InMemoryLoader:
     ``images`` is ``(N, 28, 28)`` uint8 and ``labels`` ``(N,)``; both are moved to ``device`` once.
     ``X = (images / 255 - mean) / std`` exactly as ``ToTensor`` followed by ``Normalize`` computes
     it. ``augment`` (a function of a batch and a generator) is applied to each training batch.
+    With ``alternate_flips`` each image is mirrored in every other epoch (which ones first is drawn
+    from ``generator`` here, once), before ``augment``: see :func:`alternating_flips`.
     """
 
     def __init__(
@@ -187,6 +216,7 @@ class InMemoryLoader:
         augment=None,
         generator: torch.Generator | None = None,
         drop_last: bool = False,
+        alternate_flips: bool = False,
     ) -> None:
         if images.ndim != 3 or images.dtype != torch.uint8:
             raise ValueError(
@@ -205,6 +235,10 @@ class InMemoryLoader:
         self.generator = generator
         self.drop_last = drop_last
         self.mean, self.std = mean, std
+        self.epoch = 0  # epochs begun: with alternate_flips, which images are mirrored
+        self.flip_phase = None
+        if alternate_flips:
+            self.flip_phase = (torch.rand(len(self.y), generator=generator) < 0.5).to(self.device)
 
     def __len__(self) -> int:
         n = len(self.y)
@@ -220,9 +254,12 @@ class InMemoryLoader:
             order = torch.randperm(n, generator=self.generator).to(self.device)
         else:
             order = torch.arange(n, device=self.device)
+        epoch, self.epoch = self.epoch, self.epoch + 1
         for i in range(len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
             X = self.X[index]
+            if self.flip_phase is not None:
+                X = alternating_flips(X, index, self.flip_phase, epoch)
             if self.augment is not None:
                 X = self.augment(X, generator=self.generator)
             yield X, self.y[index]
@@ -238,6 +275,7 @@ def in_memory_loaders(
     test_batch_size: int = 1000,
     seed: int = 0,
     validation: bool = False,
+    alternate_flips: bool = False,
 ) -> tuple[InMemoryLoader, InMemoryLoader]:
     """Train (shuffled, seeded, optionally augmented) and test loaders held in memory.
 
@@ -257,7 +295,7 @@ def in_memory_loaders(
         test_images, test_labels = load_tensors(False, root=root)
     train = InMemoryLoader(
         train_images, train_labels, batch_size=batch_size, shuffle=True, device=device,
-        mean=mean, std=std, augment=augment, generator=generator,
+        mean=mean, std=std, augment=augment, generator=generator, alternate_flips=alternate_flips,
     )
     test = InMemoryLoader(
         test_images, test_labels, batch_size=test_batch_size, device=device, mean=mean, std=std

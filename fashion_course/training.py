@@ -309,6 +309,7 @@ class Recipe:
     augment: bool = False  # random flips and shifts of each training batch
     max_shift: int = 1  # with augment: shift each image by up to this many pixels
     erase: float = 0.0  # with augment: the share of images given a random-erasing patch
+    alternate_flips: bool = False  # with augment: mirror each image every other epoch, not at random
     normalize: bool = True  # inputs standardised with the training set's mean and std
 
 
@@ -417,7 +418,8 @@ def augmentation(recipe: Recipe):
         return None
     from .loaders import batch_augmentation
 
-    return batch_augmentation(max_shift=recipe.max_shift, erase=recipe.erase)
+    return batch_augmentation(max_shift=recipe.max_shift, erase=recipe.erase,
+                              flip=not recipe.alternate_flips)
 
 
 def make_optimizer(recipe: Recipe, model: nn.Module, steps_per_epoch: int):
@@ -478,6 +480,7 @@ def train_recipe(
     train_loader, test_loader = in_memory_loaders(
         recipe.batch_size, root=root, device=device, normalize=recipe.normalize,
         augment=augmentation(recipe), seed=seed, validation=validation,
+        alternate_flips=recipe.augment and recipe.alternate_flips,
     )
     prepare_model(recipe, model, train_loader)
     optimizer, scheduler = make_optimizer(recipe, model, len(train_loader))

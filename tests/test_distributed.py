@@ -68,11 +68,12 @@ def accuracy_of(output: str) -> float:
 # --- in one process: the pieces -------------------------------------------------------------------
 
 
-def synthetic_loader(n=1000, batch_size=256, augment=None):
+def synthetic_loader(n=1000, batch_size=256, augment=None, alternate_flips=False):
     generator = torch.Generator().manual_seed(5)
     images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, 10, (n,), generator=generator)
-    return fc.InMemoryLoader(images, labels, batch_size=batch_size, shuffle=True, augment=augment)
+    return fc.InMemoryLoader(images, labels, batch_size=batch_size, shuffle=True, augment=augment,
+                             alternate_flips=alternate_flips, generator=generator)
 
 
 @pytest.mark.parametrize("augment", [None, fc.batch_augmentation(max_shift=1, erase=0.5)])
@@ -90,6 +91,20 @@ def test_the_shards_of_all_ranks_make_up_the_one_process_batches(augment):
     # DistributedSampler's order: a permutation seeded with seed + epoch
     order = torch.randperm(1000, generator=torch.Generator().manual_seed(3 + 4))
     assert torch.equal(batches[0][1], loader.y[order[:256]])
+
+
+def test_sharded_alternating_flips_follow_the_loaders_phase_and_the_epochs_parity():
+    loader = synthetic_loader(alternate_flips=True)
+    loader.y = torch.arange(loader.num_samples)  # labels that say which image each sample is
+    halves = [fc.ShardedLoader(loader, rank=r, world_size=2, seed=3) for r in range(2)]
+    for epoch in (4, 5):
+        for sharded in halves:
+            sharded.set_epoch(epoch)
+        for X, y in (batch for sharded in halves for batch in sharded):
+            due = loader.flip_phase[y] ^ bool(epoch % 2)  # mirrored in this epoch
+            assert torch.equal(X[due], loader.X[y[due]].flip(3))
+            assert torch.equal(X[~due], loader.X[y[~due]])
+    assert 0.4 < loader.flip_phase.float().mean() < 0.6
 
 
 def test_set_epoch_gives_each_epoch_its_own_order_and_repeats_it():

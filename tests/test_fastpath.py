@@ -232,3 +232,53 @@ def test_erasing_augmentation_flips_and_shifts_first_then_erases_and_keeps_label
                                generator=torch.Generator().manual_seed(0))
     for (A, y), (B, z) in zip(plain, erased, strict=True):
         assert torch.equal(y, z) and A.shape == B.shape
+
+
+def _mirrored_in_each_epoch(loader, epochs: int) -> torch.Tensor:
+    """(epochs, N) booleans: whether the loader showed image i mirrored in each epoch.
+
+    The images are random (never symmetric) and each label is the image's index, so every sample a
+    batch yields can be traced back and compared with its original and its mirror image.
+    """
+    mirrored = torch.zeros(epochs, loader.num_samples, dtype=torch.bool)
+    for epoch in range(epochs):
+        seen = torch.zeros(loader.num_samples, dtype=torch.bool)
+        for X, y in loader:
+            flipped = (X == loader.X[y].flip(3)).flatten(1).all(1)
+            as_is = (X == loader.X[y]).flatten(1).all(1)
+            assert (flipped ^ as_is).all()  # each sample is its image, either way round
+            mirrored[epoch, y], seen[y] = flipped, True
+        assert seen.all()
+    return mirrored
+
+
+def test_alternating_flips_mirror_each_image_in_every_other_epoch():
+    n = 600
+    images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+
+    def loader(seed):
+        return fc.InMemoryLoader(images, torch.arange(n), batch_size=64, shuffle=True, mean=0.0, std=1.0,
+                                 alternate_flips=True, generator=torch.Generator().manual_seed(seed))
+
+    mirrored = _mirrored_in_each_epoch(loader(0), epochs=4)
+    assert 0.4 < mirrored[0].float().mean() < 0.6  # a random half first
+    for epoch in range(1, 4):  # then every image the other way round than the epoch before
+        assert torch.equal(mirrored[epoch], ~mirrored[epoch - 1])
+    assert torch.equal(_mirrored_in_each_epoch(loader(0), epochs=2), mirrored[:2])  # seeded
+    assert not torch.equal(_mirrored_in_each_epoch(loader(1), epochs=1)[0], mirrored[0])
+    # Random flips, for comparison: about half of the images are shown the same way twice in a row
+    random = fc.InMemoryLoader(images, torch.arange(n), batch_size=64, shuffle=True, mean=0.0, std=1.0,
+                               augment=fc.batch_augmentation(max_shift=0),
+                               generator=torch.Generator().manual_seed(0))
+    twice = _mirrored_in_each_epoch(random, epochs=2)
+    assert 0.4 < (twice[0] == twice[1]).float().mean() < 0.6
+
+
+def test_a_recipe_with_alternating_flips_leaves_the_flips_to_the_loader():
+    recipe = fc.Recipe(model="cnn", augment=True, max_shift=0, alternate_flips=True)
+    assert fc.augmentation(recipe) is None  # nothing left to do per batch
+    shifting = fc.augmentation(fc.Recipe(model="cnn", augment=True, max_shift=1, alternate_flips=True))
+    dot = torch.zeros(200, 1, 28, 28)
+    dot[:, 0, 10, 10] = 1.0
+    where = shifting(dot, generator=torch.Generator().manual_seed(0))[:, 0].flatten(1).argmax(1)
+    assert set((where % 28).tolist()) == {9, 10, 11}  # shifted by at most one column, never mirrored

@@ -424,3 +424,39 @@ def test_the_recipes_fused_adamw_takes_the_same_steps_as_plain_adamw():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     moved = max((a - b).abs().max().item() for a, b in zip(fused_model.parameters(), initial, strict=True))
     assert moved > 1e-3  # the weights did change: the comparison is not of two untouched models
+
+
+class _LoaderMade(Exception):
+    pass
+
+
+@pytest.mark.parametrize("alternate", [False, True])
+@pytest.mark.parametrize("entry", ["train_recipe", "train_timed", "train_distributed"])
+def test_every_training_path_gives_its_loader_the_recipes_flips(monkeypatch, entry, alternate):
+    """train_recipe, the benchmark and DDP training all build the training loader the recipe asks for."""
+    from fashion_course import bench, distributed, loaders
+
+    made = []
+
+    class Recording(loaders.InMemoryLoader):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+            if kwargs.get("shuffle"):  # the training loader: enough seen
+                raise _LoaderMade
+
+    monkeypatch.setattr(loaders, "InMemoryLoader", Recording)
+    images = torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8)
+    labels = torch.arange(64) % 10
+    monkeypatch.setattr(loaders, "load_tensors", lambda train, root=None: (images, labels))
+    recipe = fc.Recipe(model="cnn", channels=(4, 8, 8), augment=True, max_shift=0, alternate_flips=alternate)
+    with pytest.raises(_LoaderMade):
+        if entry == "train_recipe":
+            fc.train_recipe(recipe)
+        elif entry == "train_timed":
+            bench.train_timed(recipe, device="cpu", data=(images, labels, images, labels))
+        else:
+            distributed.train_distributed(recipe, fc.DistributedContext())
+    train = made[-1]
+    assert (train.flip_phase is not None) == alternate
+    assert (train.augment is None) == alternate  # the loader mirrors, or the batch augmentation does

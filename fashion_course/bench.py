@@ -261,7 +261,7 @@ def train_timed(recipe, *, device, data, epochs=None, seed=0, fast=False, log=No
     model = build_recipe_model(recipe).to(device)  # a CNN is channels_last already
     train = InMemoryLoader(
         data[0], data[1], batch_size=recipe.batch_size, shuffle=True, device=device,
-        augment=augmentation(recipe), alternate_flips=recipe.augment and recipe.alternate_flips,
+        augment=augmentation(recipe), alternate_flips=recipe.alternates_flips,
         generator=torch.Generator().manual_seed(seed), **norm,
     )
     test = InMemoryLoader(data[2], data[3], batch_size=1000, device=device, **norm)

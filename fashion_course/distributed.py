@@ -336,7 +336,7 @@ def train_distributed(
     train_loader, test_loader = in_memory_loaders(
         recipe.batch_size, root=root, device=ctx.device, normalize=recipe.normalize,
         augment=augmentation(recipe), seed=seed,
-        alternate_flips=recipe.augment and recipe.alternate_flips)
+        alternate_flips=recipe.alternates_flips)
     if train_images is not None:
         if not 0 < train_images <= train_loader.num_samples:
             raise DistributedSetupError(

@@ -312,6 +312,12 @@ class Recipe:
     alternate_flips: bool = False  # with augment: mirror each image every other epoch, not at random
     normalize: bool = True  # inputs standardised with the training set's mean and std
 
+    @property
+    def alternates_flips(self) -> bool:
+        """Whether the training loader mirrors each image every other epoch (``augment`` and
+        ``alternate_flips``): the ``alternate_flips`` argument of the recipe's loader."""
+        return self.augment and self.alternate_flips
+
 
 RECIPES = {
     # The older tutorials: plain SGD at 1e-3, batch 64, five epochs, raw [0, 1] pixels.
@@ -482,7 +488,7 @@ def train_recipe(
     train_loader, test_loader = in_memory_loaders(
         recipe.batch_size, root=root, device=device, normalize=recipe.normalize,
         augment=augmentation(recipe), seed=seed, validation=validation,
-        alternate_flips=recipe.augment and recipe.alternate_flips,
+        alternate_flips=recipe.alternates_flips,
     )
     prepare_model(recipe, model, train_loader)
     optimizer, scheduler = make_optimizer(recipe, model, len(train_loader))

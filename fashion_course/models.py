@@ -186,7 +186,7 @@ class FashionCNN(nn.Module):
     and their negatives). Nothing before it needs a gradient, so the backward pass stops at the
     first batch norm: the gradients of the 28x28 stage's pooling and convolution, the costliest
     memory traffic of a training step, are never computed. ``RECIPES["cnn"]`` uses it with
-    ``channels=(16, 64, 80)``, ``hidden=128`` and ``dropout=0`` (07_cnn, section 8).
+    ``channels=(16, 48, 80)``, ``hidden=128`` and ``dropout=0`` (07_cnn, section 8).
     """
 
     def __init__(

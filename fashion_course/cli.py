@@ -262,9 +262,9 @@ def _cmd_bench(args) -> int:
         f" --{name} {value}" for name, value in
         (("recipes", args.recipes), ("device", args.device), ("seed", args.seed or None),
          ("threads", args.threads)) if value is not None
-    ) + (" --smoke" if args.smoke else "") + _relative_out(args.out)
+    ) + (" --float32" if args.float32 else "") + (" --smoke" if args.smoke else "") + _relative_out(args.out)
     result = run_bench(args.out, smoke=args.smoke, device=device, root=args.root,
-                       recipes=recipes, seed=args.seed, command=command,
+                       recipes=recipes, seed=args.seed, float32=args.float32, command=command,
                        log=lambda line: print(line, flush=True))
     print(to_markdown(result))
     print("wrote " + " and ".join(result["files"]))
@@ -347,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="a folder holding the four Fashion-MNIST files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
+    p.add_argument("--float32", action="store_true",
+                   help="train every recipe in float32, also where the CNN would take the bfloat16 "
+                        "path (a CUDA GPU, or a CPU with AMX)")
     p.set_defaults(func=_cmd_bench)
     return parser
 

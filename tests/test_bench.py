@@ -12,6 +12,8 @@ import torch
 import fashion_course as fc
 from fashion_course.bench import (
     Autocast,
+    amx_available,
+    amx_peak,
     cpu_peak,
     fast_path,
     multiply_adds,
@@ -69,8 +71,12 @@ def test_smoke_run_writes_json_with_every_section(smoke):
         assert entry["images_trained"] == 512  # the smoke slice, one epoch
         expected = entry["train_flop_per_image"] * 512 / entry["seconds"] / 1e9
         assert entry["achieved_gflops"] == pytest.approx(expected)
-        assert entry["share_of_peak"] == pytest.approx(expected / machine["cpu_peak"]["gflops"])
+        # the CNN takes the bfloat16 path on a CPU with AMX, and is measured against that peak
+        assert entry["mixed_precision_channels_last"] == (name == "cnn" and amx_available())
+        peak = machine["amx_peak" if entry["mixed_precision_channels_last"] else "cpu_peak"]
+        assert entry["share_of_peak"] == pytest.approx(expected / peak["gflops"])
     assert machine["cpu_peak"]["cores"] == 1  # the one thread torch used
+    assert ("amx_peak" in machine) == amx_available()
     older_seconds = result["training"]["older"]["seconds"]
     for entry in result["training"].values():  # training time as a multiple of the older recipe's
         assert entry["seconds_vs_older"] == pytest.approx(entry["seconds"] / older_seconds)
@@ -93,8 +99,10 @@ def test_smoke_run_writes_the_markdown_tables(smoke):
     assert "Smoke run" in markdown
     for header in ("| data, one epoch (batch 64) |", "| recipe |", "| model | batch |"):
         assert header in markdown
-    for row in ("| older | 1 |", "| mlp | 1 |", "| cnn | 1 |", "| mlp | 256 |", "| cnn | 1 |"):
+    cnn = "cnn, bfloat16" if amx_available() else "cnn"  # the training row says how it trained
+    for row in ("| older | 1 |", "| mlp | 1 |", f"| {cnn} | 1 |", "| mlp | 256 |", "| cnn | 1 |"):
         assert row in markdown
+    assert ("A row marked bfloat16 trained under bfloat16 autocast" in markdown) == amx_available()
     assert "in memory" in markdown and "num_workers=0" in markdown
     assert "| multiply-adds / image | GFLOP/s training | share of peak |" in markdown
     assert "| mlp | 1 |" in markdown and "| 0.67 M |" in markdown  # the MLP's 668,672
@@ -157,14 +165,29 @@ def test_autocast_wrapper_runs_in_bfloat16_and_returns_float32_logits():
     torch.testing.assert_close(fast, exact, atol=2e-3, rtol=0)
 
 
-def test_only_a_cnn_on_a_cuda_gpu_takes_the_fast_path():
-    """The decision the benchmark makes on a GPU, checked without one (a device name is enough)."""
+def test_only_a_cnn_on_a_cuda_gpu_or_an_amx_cpu_takes_the_fast_path():
+    """The decision the benchmark makes, checked without a GPU (a device name is enough) and for a
+    CPU with and without AMX (``amx=`` stands in for the CPU's flags)."""
     cnn, mlp = fc.RECIPES["cnn"], fc.RECIPES["mlp"]
     assert fast_path(torch.device("cuda"), cnn) and fast_path("cuda:1", cnn)
     assert fast_path(torch.device("cuda", 0), fc.RECIPES["cnn_best"])
     assert not fast_path(torch.device("cuda"), mlp) and not fast_path("cuda", fc.RECIPES["older"])
-    for device in ("cpu", "mps", "meta"):
+    for device in ("mps", "meta"):
         assert not fast_path(torch.device(device), cnn)
+    assert fast_path("cpu", cnn, amx=True)
+    assert fast_path(torch.device("cpu"), fc.RECIPES["cnn_best"], amx=True)
+    assert not fast_path("cpu", cnn, amx=False)
+    assert not fast_path("cpu", mlp, amx=True) and not fast_path("cpu", fc.RECIPES["older"], amx=True)
+    assert fast_path("cpu", cnn) == amx_available()  # by default: this machine's CPU
+
+
+def test_amx_is_read_from_the_cpu_flags():
+    """amx_available agrees with the kernel's own list of the CPU's features (Linux)."""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo flags on this system")
+    assert amx_available() == ("amx_tile" in flags and "amx_bf16" in flags)
 
 
 def test_the_fast_path_trains_a_channels_last_cnn_under_autocast(train_split, test_split, monkeypatch):
@@ -222,6 +245,12 @@ def test_training_flop_counts_forward_and_backward():
     assert 5.5 * multiply_adds(model) < flop < 6 * multiply_adds(model)
     assert all(p.grad is None for p in model.parameters())  # counted on a copy
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_amx_peak_formula():
+    peak = amx_peak(2, ghz=2.6)
+    assert peak["gflops"] == pytest.approx(2 * 1024 * 2.6)  # cores x bfloat16 operations per cycle x GHz
+    assert peak["formula"] == "2 cores x 1024 bfloat16 operations per cycle (AMX) x 2.60 GHz = 5324.8 GFLOP/s"
 
 
 def test_cpu_peak_formula():

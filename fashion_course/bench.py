@@ -10,7 +10,9 @@ Per recipe it also reports the work: multiply-adds per image, the floating-point
 actually done per training image, the rate achieved while training (GFLOP/s) and, on a CPU, its
 share of the machine's peak, so that one can see how close to the hardware each recipe runs.
 Wall-clock seconds are what a learner waits; CPU seconds are reported beside them because on a
-shared machine the wall clock also counts other people's work.
+shared machine the wall clock also counts other people's work. A CNN trains under bfloat16
+autocast where the hardware computes bfloat16 (a CUDA GPU, a CPU with AMX: ``fast_path``), and its
+row says so; ``--float32`` turns that off.
 """
 
 from __future__ import annotations

@@ -247,6 +247,15 @@ def test_training_flop_counts_forward_and_backward():
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
+def test_amx_available_asks_torch_and_survives_an_older_one(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert amx_available() is False
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert amx_available() is True
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # a torch without the check
+    assert amx_available() is False
+
+
 def test_amx_peak_formula():
     peak = amx_peak(2, ghz=2.6)
     assert peak["gflops"] == pytest.approx(2 * 1024 * 2.6)  # cores x bfloat16 operations per cycle x GHz

@@ -364,10 +364,10 @@ RECIPES = {
     # 93.29-93.75 %. The weakest seed is 0.46 points over the 93 % check, short of the course's
     # half point; the range is stated in 07. On a CPU with AMX (bench.fast_path) the benchmark
     # trains it under bfloat16 autocast in about half the time: 93.55 / 93.73 / 93.59 % test
-    # (validation 93.88 / 93.84 / 93.54 %, 93.75 % on average). 07_cnn section 8 has the step timings and the
-    # validation runs behind every choice. Weight decay 0.05 is AdamW's decoupled decay (each step
-    # shrinks the weights by lr x 0.05); the frozen filters get no gradient, so neither update nor
-    # decay.
+    # (validation 93.88 / 93.84 / 93.54 %, 93.75 % on average). 07_cnn section 8 has the step
+    # timings and the validation runs behind every choice. Weight decay 0.05 is AdamW's decoupled
+    # decay (each step shrinks the weights by lr x 0.05); the frozen filters get no gradient, so
+    # neither update nor decay.
     "cnn": Recipe(model="cnn", channels=(16, 48, 80), hidden=128, dropout=0.0, whitened_stem=True,
                   optimizer="adamw", lr=3e-3, batch_size=256, epochs=10, weight_decay=5e-2,
                   label_smoothing=0.1, schedule="onecycle", augment=True, max_shift=0),

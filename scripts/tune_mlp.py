@@ -53,6 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     fc.seed_everything(0)  # fixes the thread count from FASHION_COURSE_THREADS
     split = _validation_tensors() if args.bfloat16 else None
+    device = fc.choose_device()
     unit = None
     for variant in args.variants:
         recipe = replace(fc.RECIPES[args.base], **parse(variant))
@@ -63,7 +64,7 @@ def main() -> None:
                 _, history = fc.train_recipe(recipe, seed=seed, validation=True)
                 accuracies.append(history.test_accuracy[-1])
             else:
-                _, rows, _ = train_timed(recipe, device=fc.choose_device(), data=split, seed=seed, fast=True)
+                _, rows, _ = train_timed(recipe, device=device, data=split, seed=seed, fast=True)
                 accuracies.append(rows[-1]["test_accuracy"])
             seconds.append(time.perf_counter() - start)
         mean_s = sum(seconds) / len(seconds)
